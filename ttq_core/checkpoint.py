@@ -1,0 +1,240 @@
+"""Checkpoint I/O: the toolkit's checkpoint format, atomic saving, and one loader for all inputs.
+
+A toolkit checkpoint is a plain dict that ``torch.load(path, weights_only=True)`` reads
+(tensors, numbers, strings, lists, dicts; never pickled objects or code)::
+
+    format_version  int, currently 1
+    arch            registry name, e.g. "resnet20"
+    arch_kwargs     dict, build_model(arch, **arch_kwargs) rebuilds the float model
+    dataset         "cifar10"
+    normalization   {"mean": [r, g, b], "std": [r, g, b]} on [0, 1] pixel values
+    quant           quantization record (ttq_core.quantize.api), None for an FP model
+    state_dict      tensors on the CPU, PyTorch module names
+    history         list, one dict per epoch (see ttq_core.train.history)
+    metrics         dict of final/best numbers (test_acc, best_test_acc, ...)
+    train_config    dict of the options the run used (optional for readers)
+    optimizer       optimizer state (only in last.pt, for --resume)
+
+:func:`load_model` is the single entry point that reads such a file, or a plain
+third-party state_dict (bare, under ``state_dict``/``model``/``net``, with or without a
+``module.`` prefix) when the architecture is given.  Every failure is a one-line
+:class:`~ttq_core.errors.CheckpointError`.  Nothing is unpickled beyond ``weights_only``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import tempfile
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping
+
+import torch
+from torch import nn
+
+from .errors import CheckpointError, ConfigError
+from .models import build_model, list_models
+from .quantize import apply_quant_record
+
+FORMAT_VERSION = 1
+REQUIRED_KEYS = ("format_version", "arch", "arch_kwargs", "dataset", "normalization", "quant",
+                 "state_dict", "history", "metrics")
+_STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net")
+
+
+def save_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike) -> None:
+    """Write ``ckpt`` to ``path`` atomically: a temporary file in the same folder, flushed
+    to disk, then renamed over ``path``.  A crash leaves either the old or the new file."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            torch.save(dict(ckpt), f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_checkpoint_file(path: str | os.PathLike) -> Any:
+    """``torch.load(path, weights_only=True, map_location="cpu")`` with one-line errors."""
+    p = Path(path)
+    if not p.exists():
+        raise CheckpointError(f"checkpoint {str(p)!r} does not exist")
+    if p.is_dir():
+        raise CheckpointError(f"checkpoint {str(p)!r} is a folder; pass a .pt file "
+                              f"(e.g. {p / 'best.pt'})")
+    if p.stat().st_size == 0:
+        raise CheckpointError(f"checkpoint {str(p)!r} is empty (0 bytes)")
+    try:
+        return torch.load(p, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as e:
+        msg = str(e)
+        if "Weights only load failed" in msg or "Unsupported global" in msg:
+            raise CheckpointError(
+                f"{p} holds pickled Python objects that safe (weights_only) loading refuses; "
+                f"re-save it as a plain state_dict of tensors") from None
+        raise CheckpointError(f"{p} is corrupted: it cannot be unpickled ({_first_line(msg)})") from None
+    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        raise CheckpointError(f"{p} is not a readable PyTorch checkpoint (truncated or "
+                              f"corrupted?): {_first_line(str(e))}") from None
+
+
+def _first_line(text: str, limit: int = 160) -> str:
+    line = text.strip().splitlines()[0] if text.strip() else "no detail"
+    return line if len(line) <= limit else line[:limit] + "…"
+
+
+@dataclass
+class LoadedModel:
+    """A model rebuilt from a file.
+
+    ``checkpoint`` is the whole toolkit checkpoint dict, or ``None`` for a third-party
+    state_dict; ``source_format`` is ``"ttq-toolkit"`` or ``"state_dict"``.
+    """
+
+    model: nn.Module
+    arch: str
+    arch_kwargs: dict
+    checkpoint: dict | None
+    source_format: str
+
+    @property
+    def is_ternary(self) -> bool:
+        return bool(self.checkpoint and self.checkpoint.get("quant"))
+
+
+def _summarize(names: list[str], limit: int = 6) -> str:
+    shown = ", ".join(names[:limit])
+    return shown + (f" … (+{len(names) - limit} more)" if len(names) > limit else "")
+
+
+def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Any], what: str) -> None:
+    """Load ``state_dict`` strictly, or raise one CheckpointError listing missing and
+    unexpected keys and shape mismatches."""
+    expected = model.state_dict()
+    missing = [k for k in expected if k not in state_dict]
+    unexpected = [k for k in state_dict if k not in expected]
+    shapes = [f"{k} {tuple(state_dict[k].shape)} vs model {tuple(expected[k].shape)}"
+              for k in expected if k in state_dict and isinstance(state_dict[k], torch.Tensor)
+              and state_dict[k].shape != expected[k].shape]
+    not_tensor = [k for k in expected if k in state_dict
+                  and not isinstance(state_dict[k], torch.Tensor)]
+    if missing or unexpected or shapes or not_tensor:
+        parts = []
+        if missing:
+            parts.append(f"missing keys: {_summarize(missing)}")
+        if unexpected:
+            parts.append(f"unexpected keys: {_summarize(unexpected)}")
+        if shapes:
+            parts.append(f"shape mismatches: {_summarize(shapes, 3)}")
+        if not_tensor:
+            parts.append(f"non-tensor values: {_summarize(not_tensor)}")
+        raise CheckpointError(f"{what} does not fit the model ({'; '.join(parts)})")
+    model.load_state_dict(state_dict, strict=True)
+
+
+def _extract_state_dict(obj: Any, path: Path) -> dict:
+    if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
+        sd = dict(obj)
+    else:
+        sd = None
+        if isinstance(obj, Mapping):
+            for key in _STATE_DICT_KEYS:
+                cand = obj.get(key)
+                if isinstance(cand, Mapping) and cand and all(
+                        isinstance(v, torch.Tensor) for v in cand.values()):
+                    sd = dict(cand)
+                    break
+        if sd is None:
+            raise CheckpointError(
+                f"{path} is neither a ttq toolkit checkpoint nor a state_dict of tensors "
+                f"(looked for the keys {', '.join(_STATE_DICT_KEYS)})")
+    if all(k.startswith("module.") for k in sd):
+        sd = {k[len("module."):]: v for k, v in sd.items()}
+    return sd
+
+
+def _build(arch: str, arch_kwargs: Mapping, path: Path) -> nn.Module:
+    try:
+        return build_model(arch, **dict(arch_kwargs))
+    except ConfigError as e:
+        raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from None
+
+
+def load_model(path: str | os.PathLike, arch: str | None = None,
+               arch_kwargs: Mapping | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+    """Rebuild a model from a toolkit checkpoint or a third-party state_dict.
+
+    ``arch`` is required for a third-party state_dict (``arch_kwargs`` optional; the number
+    of classes is read from the last linear layer's weight when not given).  For a toolkit
+    checkpoint, a given ``arch`` must match the stored one.  The model is returned in
+    eval mode on ``device``.
+    """
+    path = Path(path)
+    obj = read_checkpoint_file(path)
+    if isinstance(obj, Mapping) and "format_version" in obj:
+        loaded = _load_toolkit(obj, path, arch)
+    else:
+        loaded = _load_third_party(obj, path, arch, arch_kwargs)
+    loaded.model.to(device).eval()
+    return loaded
+
+
+def _load_toolkit(ckpt: Mapping, path: Path, arch: str | None) -> LoadedModel:
+    version = ckpt.get("format_version")
+    if not isinstance(version, int):
+        raise CheckpointError(f"{path}: format_version is {version!r}, not an integer")
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"{path} has format_version {version}, newer than this toolkit "
+                              f"reads ({FORMAT_VERSION}); upgrade the toolkit")
+    if version < 1:
+        raise CheckpointError(f"{path} has unknown format_version {version}")
+    missing = [k for k in REQUIRED_KEYS if k not in ckpt]
+    if missing:
+        raise CheckpointError(f"{path} lacks required checkpoint keys: {', '.join(missing)}")
+    stored = ckpt["arch"]
+    if stored not in list_models():
+        raise CheckpointError(f"{path}: unknown architecture {stored!r}; known: "
+                              f"{', '.join(list_models())}")
+    if arch is not None and arch != stored:
+        raise CheckpointError(f"{path} holds a {stored}, but --arch {arch} was given; "
+                              f"drop --arch or pass the matching checkpoint")
+    model = _build(stored, ckpt["arch_kwargs"] or {}, path)
+    if ckpt["quant"]:
+        try:
+            apply_quant_record(model, ckpt["quant"])
+        except ConfigError as e:
+            raise CheckpointError(f"{path}: bad quantization record: {e}") from None
+    if not isinstance(ckpt["state_dict"], Mapping):
+        raise CheckpointError(f"{path}: state_dict is not a dict")
+    load_state_dict_checked(model, ckpt["state_dict"], f"{path} ({stored})")
+    return LoadedModel(model, stored, dict(ckpt["arch_kwargs"] or {}), dict(ckpt), "ttq-toolkit")
+
+
+def _last_linear_name(model: nn.Module) -> str | None:
+    names = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+    return names[-1] if names else None
+
+
+def _load_third_party(obj: Any, path: Path, arch: str | None,
+                      arch_kwargs: Mapping | None) -> LoadedModel:
+    sd = _extract_state_dict(obj, path)
+    if arch is None:
+        raise CheckpointError(f"{path} is a plain state_dict, not a ttq toolkit checkpoint; "
+                              f"pass --arch (one of {', '.join(list_models())})")
+    kwargs = dict(arch_kwargs or {})
+    model = _build(arch, kwargs, path)
+    last = _last_linear_name(model)
+    if "num_classes" not in kwargs and last and f"{last}.weight" in sd:
+        n = sd[f"{last}.weight"].shape[0]
+        if n != model.get_submodule(last).out_features:
+            kwargs["num_classes"] = int(n)
+            model = _build(arch, kwargs, path)
+    load_state_dict_checked(model, sd, f"{path} (as {arch})")
+    return LoadedModel(model, arch, kwargs, None, "state_dict")

@@ -1,0 +1,85 @@
+"""Device-resident batches with on-device augmentation (airbench style).
+
+The whole split sits on the training device as uint8 NCHW; a batch is a slice of a
+``randperm``; random crop (zero padding of 4 pixels, as torchvision's
+``RandomCrop(32, padding=4)`` on raw pixels) and horizontal flip are batched index and
+mask operations on the device; normalisation ``(x/255 - mean) / std`` happens last, in
+float32.  All randomness comes from a ``torch.Generator`` the caller seeds, so an epoch's
+batches depend only on that seed (which makes ``--resume`` exact).
+"""
+
+from __future__ import annotations
+
+from typing import Iterator, Sequence
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+CROP_PADDING = 4  # pixels of zero padding before the random 32x32 crop
+
+
+class DeviceData:
+    """One split (images uint8 (N,3,H,W), labels int64 (N,)) held on ``device``.
+
+    ``mean``/``std`` are per-channel statistics of [0, 1] pixel values.
+    """
+
+    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                 mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu",
+                 channels_last: bool = False):
+        self.device = torch.device(device)
+        self.images = torch.as_tensor(images, dtype=torch.uint8).to(self.device)
+        self.labels = torch.as_tensor(labels, dtype=torch.int64).to(self.device)
+        if self.images.ndim != 4 or self.images.shape[0] != self.labels.shape[0]:
+            raise ValueError(f"images {tuple(self.images.shape)} and labels "
+                             f"{tuple(self.labels.shape)} do not match")
+        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
+        self.channels_last = channels_last
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
+        n = len(self)
+        return n // batch_size if drop_last else -(-n // batch_size)
+
+    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
+        x = (x_uint8.float().div_(255.0) - self.mean) / self.std
+        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+    def batches(self, batch_size: int, *, shuffle: bool = False, augment: bool = False,
+                generator: torch.Generator | None = None,
+                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(inputs float32 normalised, targets int64)`` on the device."""
+        n = len(self)
+        order = (torch.randperm(n, device=self.device, generator=generator) if shuffle
+                 else torch.arange(n, device=self.device))
+        stop = n - n % batch_size if drop_last else n
+        for start in range(0, stop, batch_size):
+            idx = order[start:start + batch_size]
+            x = self.images[idx]
+            if augment:
+                x = random_crop_flip(x, generator)
+            yield self.normalize(x), self.labels[idx]
+
+
+def random_crop_flip(x: torch.Tensor, generator: torch.Generator | None = None,
+                     padding: int = CROP_PADDING) -> torch.Tensor:
+    """Per-image random crop after zero padding, then a random horizontal flip (p = 0.5).
+
+    ``x``: (B, C, H, W), any dtype; the result has the same shape.  One gather and one
+    ``where`` for the whole batch, no Python loop over images.
+    """
+    b, c, h, w = x.shape
+    padded = F.pad(x, (padding, padding, padding, padding))
+    dy = torch.randint(0, 2 * padding + 1, (b,), device=x.device, generator=generator)
+    dx = torch.randint(0, 2 * padding + 1, (b,), device=x.device, generator=generator)
+    flip = torch.rand(b, device=x.device, generator=generator) < 0.5
+    rows = dy[:, None] + torch.arange(h, device=x.device)[None, :]            # (B, H)
+    cols = dx[:, None] + torch.arange(w, device=x.device)[None, :]            # (B, W)
+    cols = torch.where(flip[:, None], cols.flip(1), cols)                     # flip = reversed columns
+    bi = torch.arange(b, device=x.device)[:, None, None, None]
+    ci = torch.arange(c, device=x.device)[None, :, None, None]
+    return padded[bi, ci, rows[:, None, :, None], cols[:, None, None, :]]

@@ -1,0 +1,157 @@
+"""Ternary conv and linear layers: a float layer plus a separate :class:`TernaryQuantizer`.
+
+The quantizer owns the two trained scales ``wp``, ``wn`` (0-dim parameters, so a layer's
+state_dict gains ``<layer>.quantizer.wp`` and ``<layer>.quantizer.wn``) and the threshold
+rule; the layer keeps its latent full-precision ``weight`` (and ``bias``) under the usual
+names and only replaces the weight by ``quantizer(weight)`` in its forward.  With
+``quantize_enabled = False`` a ternary layer computes exactly what the float layer does.
+
+Scale initialisation (``TernaryQuantizer.init_scales_``): for the masks that Δ gives on
+the starting weights, ``Wp = mean(w | w > Δ)`` and ``Wn = mean(-w | w < -Δ)``.  For fixed
+masks these are the least-squares optimal scales (d/dWp Σ_{w>Δ}(w − Wp)² = 0), so the
+ternary network starts as close as possible, in weight L2 distance, to the FP network it
+is fine-tuned from, and the scales start on the scale of the weights they replace.
+An empty region falls back to mean |w| (a layer of all-zero weights to 1).
+
+Positivity guard: Wp, Wn must stay > 0 (a negative Wp flips the sign of every positive
+weight; public implementations show the scales drifting negative).  After every optimizer
+step the trainer calls :meth:`TernaryQuantizer.clamp_scales_`, a projection onto
+``[min_scale, ∞)`` (default ``min_scale = 1e-4``), which leaves the gradients untouched.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+import torch.nn.functional as F
+
+from .function import ternary_weight
+from .rules import get_rule
+
+MIN_SCALE = 1e-4
+
+
+class TernaryQuantizer(nn.Module):
+    """Holds Wp, Wn and the threshold rule of one layer; maps latent weights to ternary ones.
+
+    Args:
+        rule: a registered threshold-rule name (``"threshold"`` or ``"sparsity"``).
+        value: the rule's per-layer number (t, or target sparsity r).
+        scale_grad: multiply the latent gradient by Wp / 1 / Wn per region (TTQ); False
+            gives plain straight-through gradients (ablation).
+        min_scale: lower bound enforced on Wp and Wn by :meth:`clamp_scales_`.
+    """
+
+    def __init__(self, rule: str = "threshold", value: float = 0.05, scale_grad: bool = True,
+                 min_scale: float = MIN_SCALE):
+        super().__init__()
+        self.rule = get_rule(rule)
+        self.value = self.rule.check(value)
+        self.scale_grad = bool(scale_grad)
+        self.min_scale = float(min_scale)
+        self.wp = nn.Parameter(torch.ones(()))
+        self.wn = nn.Parameter(torch.ones(()))
+        self.grad_stats: torch.Tensor | None = None  # set by the trainer to record gradients
+        self.last_delta: torch.Tensor | None = None  # Δ of the latest forward (detached)
+
+    def extra_repr(self) -> str:
+        return (f"rule={self.rule.name}, value={self.value}, scale_grad={self.scale_grad}, "
+                f"min_scale={self.min_scale}")
+
+    @torch.no_grad()
+    def delta(self, w: torch.Tensor) -> torch.Tensor:
+        """The absolute threshold Δ for latent weights ``w`` (0-dim tensor, no grad)."""
+        return self.rule.delta(w.detach().abs(), self.value)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        delta = self.delta(w)
+        self.last_delta = delta
+        return ternary_weight(w, self.wp, self.wn, delta, self.scale_grad, self.grad_stats)
+
+    @torch.no_grad()
+    def init_scales_(self, w: torch.Tensor) -> None:
+        """Set Wp, Wn to the least-squares optimal scales for ``w`` (see module doc)."""
+        w = w.detach().float()
+        delta = self.delta(w)
+        fallback = w.abs().mean() if w.abs().sum() > 0 else torch.ones((), device=w.device)
+        pos, neg = w > delta, w < -delta
+        wp = w[pos].mean() if pos.any() else fallback
+        wn = (-w[neg]).mean() if neg.any() else fallback
+        self.wp.fill_(max(float(wp), self.min_scale))
+        self.wn.fill_(max(float(wn), self.min_scale))
+
+    @torch.no_grad()
+    def clamp_scales_(self) -> None:
+        """Project Wp and Wn onto [min_scale, ∞) (call after each optimizer step)."""
+        self.wp.clamp_(min=self.min_scale)
+        self.wn.clamp_(min=self.min_scale)
+
+
+class TernaryLayerMixin:
+    """Shared behaviour of ternary layers: ``ternary_weight()`` and the on/off switch."""
+
+    quantizer: TernaryQuantizer
+    quantize_enabled: bool
+
+    def effective_weight(self) -> torch.Tensor:
+        """The weight the forward uses: ternary when quantization is on, else latent."""
+        return self.quantizer(self.weight) if self.quantize_enabled else self.weight
+
+    @torch.no_grad()
+    def ternary_codes(self) -> torch.Tensor:
+        """int8 codes in {-1, 0, +1} of the current latent weights (Δ from the rule)."""
+        w = self.weight.detach()
+        d = self.quantizer.delta(w)
+        return ((w > d).to(torch.int8) - (w < -d).to(torch.int8))
+
+
+class TernaryConv2d(TernaryLayerMixin, nn.Conv2d):
+    """``nn.Conv2d`` whose forward uses the ternary weight of its quantizer."""
+
+    def __init__(self, *args, quantizer: TernaryQuantizer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.quantizer = quantizer
+        self.quantize_enabled = True
+
+    @classmethod
+    def from_float(cls, conv: nn.Conv2d, quantizer: TernaryQuantizer) -> "TernaryConv2d":
+        new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
+                  padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
+                  bias=conv.bias is not None, padding_mode=conv.padding_mode,
+                  device=conv.weight.device, dtype=conv.weight.dtype, quantizer=quantizer)
+        with torch.no_grad():
+            new.weight.copy_(conv.weight)
+            if conv.bias is not None:
+                new.bias.copy_(conv.bias)
+        new.train(conv.training)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self._conv_forward(x, self.effective_weight(), self.bias)
+
+
+class TernaryLinear(TernaryLayerMixin, nn.Linear):
+    """``nn.Linear`` whose forward uses the ternary weight of its quantizer."""
+
+    def __init__(self, *args, quantizer: TernaryQuantizer, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.quantizer = quantizer
+        self.quantize_enabled = True
+
+    @classmethod
+    def from_float(cls, linear: nn.Linear, quantizer: TernaryQuantizer) -> "TernaryLinear":
+        new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None,
+                  device=linear.weight.device, dtype=linear.weight.dtype, quantizer=quantizer)
+        with torch.no_grad():
+            new.weight.copy_(linear.weight)
+            if linear.bias is not None:
+                new.bias.copy_(linear.bias)
+        new.train(linear.training)
+        return new
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(x, self.effective_weight(), self.bias)
+
+
+# Float layer type -> its ternary counterpart (extend to support more layer types).
+TERNARY_LAYER_TYPES: dict[type, type] = {nn.Conv2d: TernaryConv2d, nn.Linear: TernaryLinear}

@@ -1,0 +1,178 @@
+"""``ttq-train``: command-line front end of :class:`ttq_core.train.loop.Trainer`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Sequence
+
+from ..errors import TTQError
+from .config import AMP_MODES, MODE_DEFAULTS, SCHEDULES, TrainConfig
+
+EPILOG = """\
+examples:
+  # full-precision ResNet-20, then TTQ fine-tuning from it (the paper's pipeline)
+  ttq-train --arch resnet20 --mode fp  --epochs 40 --out runs/r20-fp
+  ttq-train --arch resnet20 --mode ttq --init runs/r20-fp/best.pt --epochs 40 --out runs/r20-ttq
+
+  # a quick CPU run on a fixed class-balanced subset, offline, from the JPEG archive
+  ttq-train --data-dir ../shared/data/cifar10-jpeg.tar.gz --limit-train 2000 \\
+            --limit-test 1000 --epochs 2 --out runs/quick
+
+  # layer-specific thresholds, or a fixed 50%% weight sparsity per layer
+  ttq-train --mode ttq --init fp.pt --layer-threshold 'layer3.*=0.1' --threshold 0.05
+  ttq-train --mode ttq --init fp.pt --target-sparsity 0.5
+
+  # continue an interrupted run (same result as never stopping, on CPU)
+  ttq-train --out runs/r20-ttq --resume
+
+data: --data-dir (or the environment variable TTQ_DATA_DIR) takes the official
+cifar-10-batches-py folder or cifar-10-python.tar.gz, an image-folder tree
+(train/<class>/*, test/<class>/*) or a .tar.gz of one. Without either, CIFAR-10 is
+downloaded (checksum-verified) into ~/.cache/ttq/data/cifar10 on first use. Decoded
+arrays are cached in ~/.cache/ttq/arrays (TTQ_CACHE_DIR moves it).
+
+outputs in --out: last.pt (every epoch, resumable), best.pt (best test accuracy),
+log.jsonl (one history entry per epoch). Checkpoints load with
+torch.load(path, weights_only=True).
+"""
+
+
+def _glob_value(text: str) -> tuple[str, float]:
+    name, sep, value = text.rpartition("=")
+    if not sep or not name:
+        raise argparse.ArgumentTypeError(f"expected GLOB=VALUE (e.g. 'layer3.*=0.1'), got {text!r}")
+    try:
+        return name, float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{value!r} in {text!r} is not a number") from None
+
+
+def _positive_fraction(text: str) -> float:
+    try:
+        v = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    return v
+
+
+def build_parser() -> argparse.ArgumentParser:
+    d = TrainConfig()
+    p = argparse.ArgumentParser(
+        prog="ttq-train", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Train a full-precision network (--mode fp) or a Trained Ternary "
+                    "Quantization network (--mode ttq: weights in {-Wn, 0, +Wp}, Wp and Wn "
+                    "learned per layer; Zhu et al., ICLR 2017) on CIFAR-10, writing "
+                    "checkpoints with the full per-epoch history.",
+        epilog=EPILOG)
+    g = p.add_argument_group("what to train")
+    g.add_argument("--arch", default=d.arch, help="model name (resnet20/32/44/56, resnet18, "
+                   "alexnet, alexnet_bn; default %(default)s)")
+    g.add_argument("--dataset", default=d.dataset, help="dataset name (default %(default)s)")
+    g.add_argument("--data-dir", default=d.data_dir, metavar="PATH",
+                   help="data source folder or archive (default: $TTQ_DATA_DIR, else the cache "
+                        "folder, downloading on first use)")
+    g.add_argument("--mode", choices=list(MODE_DEFAULTS), default=d.mode,
+                   help="fp: full precision; ttq: ternarize then train (default %(default)s)")
+    g.add_argument("--init", metavar="CKPT", default=d.init,
+                   help="start from this checkpoint (a toolkit FP checkpoint or a plain "
+                        "state_dict of --arch); TTQ fine-tunes from it")
+    o = p.add_argument_group("optimisation")
+    o.add_argument("--epochs", type=int, default=d.epochs, help="epochs (default %(default)s)")
+    o.add_argument("--batch-size", type=int, default=d.batch_size,
+                   help="images per step (default %(default)s)")
+    o.add_argument("--lr", type=float, default=None,
+                   help=f"peak learning rate (default {MODE_DEFAULTS['fp']['lr']} for fp, "
+                        f"{MODE_DEFAULTS['ttq']['lr']} for ttq)")
+    o.add_argument("--momentum", type=float, default=d.momentum, help="SGD momentum (default %(default)s)")
+    o.add_argument("--nesterov", action="store_true", help="Nesterov momentum")
+    o.add_argument("--weight-decay", type=float, default=None,
+                   help=f"L2 on conv/linear weights and biases (default "
+                        f"{MODE_DEFAULTS['fp']['weight_decay']} for fp, "
+                        f"{MODE_DEFAULTS['ttq']['weight_decay']} for ttq, the paper's value)")
+    o.add_argument("--wd-bn", action="store_true", help="also apply weight decay to batch norm")
+    o.add_argument("--wd-scales", action="store_true", help="also apply weight decay to Wp, Wn")
+    o.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
+                   help="LR schedule after warm-up (default %(default)s)")
+    o.add_argument("--milestones", type=float, nargs="+", default=d.milestones, metavar="FRAC",
+                   help="step schedule: fractions of the run where LR is multiplied by "
+                        "--gamma (default 0.5 0.75)")
+    o.add_argument("--gamma", type=float, default=d.gamma, help="step schedule factor (default %(default)s)")
+    o.add_argument("--warmup-epochs", type=float, default=None,
+                   help="linear LR warm-up in epochs (default 1 for fp, 0 for ttq)")
+    q = p.add_argument_group("ternarization (--mode ttq)")
+    q.add_argument("--threshold", type=float, default=d.threshold, metavar="T",
+                   help="t in Δ = t·max|w|, for every ternary layer (default %(default)s)")
+    q.add_argument("--layer-threshold", type=_glob_value, action="append", default=[],
+                   metavar="GLOB=T", help="per-layer t for layers matching GLOB (repeatable; "
+                   "others use --threshold), e.g. 'layer3.*=0.1'")
+    q.add_argument("--target-sparsity", type=_positive_fraction, default=None, metavar="R",
+                   help="instead of t: a fixed fraction R of zero weights per layer "
+                        "(Δ = R-quantile of |w|)")
+    q.add_argument("--layer-sparsity", type=_glob_value, action="append", default=[],
+                   metavar="GLOB=R", help="per-layer target sparsity (repeatable)")
+    q.add_argument("--keep-fp", action="append", default=None, metavar="GLOB",
+                   help="keep matching conv/linear layers in full precision (repeatable; "
+                        "default: the first conv and the last linear layer)")
+    q.add_argument("--no-grad-scaling", action="store_true",
+                   help="ablation: plain straight-through latent gradients instead of TTQ's "
+                        "Wp/1/Wn per-region multipliers")
+    q.add_argument("--grad-stats-every", type=int, default=d.grad_stats_every, metavar="N",
+                   help="record latent-gradient statistics every N steps (0: off; default %(default)s)")
+    s = p.add_argument_group("data subset")
+    s.add_argument("--limit-train", type=int, default=None, metavar="N",
+                   help="train on a fixed class-balanced subset of N images")
+    s.add_argument("--limit-test", type=int, default=None, metavar="N",
+                   help="test on a fixed class-balanced subset of N images")
+    r = p.add_argument_group("run")
+    r.add_argument("--out", default=None, metavar="DIR",
+                   help="output folder (default runs/<arch>-<mode>)")
+    r.add_argument("--resume", action="store_true",
+                   help="continue the run in --out from last.pt (its stored settings are used; "
+                        "--epochs may extend it)")
+    r.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")
+    r.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N (default %(default)s)")
+    r.add_argument("--amp", choices=AMP_MODES, default=d.amp,
+                   help="mixed precision: auto = bf16 autocast on CUDA, off on CPU")
+    r.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
+    r.add_argument("--no-progress", action="store_true", help="no progress bars; one line per epoch")
+    return p
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    return TrainConfig(
+        arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, mode=args.mode,
+        init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
+        wd_bn=args.wd_bn, wd_scales=args.wd_scales, schedule=args.schedule,
+        milestones=list(args.milestones), gamma=args.gamma, warmup_epochs=args.warmup_epochs,
+        threshold=args.threshold, layer_thresholds=dict(args.layer_threshold),
+        target_sparsity=args.target_sparsity, layer_sparsity=dict(args.layer_sparsity),
+        keep_fp=args.keep_fp, grad_scaling=not args.no_grad_scaling,
+        grad_stats_every=args.grad_stats_every, limit_train=args.limit_train,
+        limit_test=args.limit_test, out=args.out, resume=args.resume, seed=args.seed,
+        device=args.device, amp=args.amp, compile=args.compile, progress=not args.no_progress)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        from .loop import train
+        ckpt = train(config_from_args(args))
+    except TTQError as e:
+        print(f"ttq-train: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ttq-train: interrupted; the last completed epoch is in last.pt "
+              "(continue with --resume)", file=sys.stderr)
+        return 130
+    m = ckpt["metrics"]
+    out = ckpt["train_config"]["out"]
+    if m["test_acc"] is not None:
+        print(f"done: test accuracy {m['test_acc']:.4f} (best {m['best_test_acc']:.4f} at epoch "
+              f"{m['best_epoch']}), checkpoints in {out}/last.pt and {out}/best.pt")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

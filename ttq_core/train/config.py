@@ -1,0 +1,135 @@
+"""The training configuration: one dataclass, visible at a glance, stored in every checkpoint.
+
+Each field has a unit/meaning comment; ``None`` for ``lr``/``weight_decay``/
+``warmup_epochs`` means "the mode's default" (:data:`MODE_DEFAULTS`), resolved by
+:meth:`TrainConfig.resolved`.  ``validate`` raises a one-line ConfigError naming the field.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..errors import ConfigError
+
+# Defaults that differ between training a FP model and fine-tuning it into TTQ.
+MODE_DEFAULTS: dict[str, dict[str, float]] = {
+    # FP: the usual CIFAR ResNet recipe (SGD 0.1, cosine, wd 5e-4, 1 warm-up epoch).
+    "fp": {"lr": 0.1, "weight_decay": 5e-4, "warmup_epochs": 1},
+    # TTQ fine-tuning: the paper's weight decay 2e-4; a smaller LR, since the latent
+    # weights start trained and their gradients are already scaled by Wp/Wn.
+    "ttq": {"lr": 0.01, "weight_decay": 2e-4, "warmup_epochs": 0},
+}
+
+SCHEDULES = ("cosine", "step", "constant")
+AMP_MODES = ("auto", "bf16", "off")
+
+
+@dataclass
+class TrainConfig:
+    # --- what to train
+    arch: str = "resnet20"               # model registry name
+    dataset: str = "cifar10"             # dataset registry name
+    data_dir: str | None = None          # data source; None: $TTQ_DATA_DIR or the cache folder
+    mode: str = "fp"                     # "fp" (full precision) or "ttq" (ternary)
+    init: str | None = None              # checkpoint to start from (FP model for TTQ fine-tuning)
+    # --- optimisation
+    epochs: int = 40                     # passes over the training set
+    batch_size: int = 128                # images per step
+    lr: float | None = None              # peak learning rate (None: mode default)
+    momentum: float = 0.9                # SGD momentum
+    nesterov: bool = False               # Nesterov momentum
+    weight_decay: float | None = None    # L2 on conv/linear weights and biases (None: mode default)
+    wd_bn: bool = False                  # also decay batch-norm weights/biases
+    wd_scales: bool = False              # also decay the TTQ scales Wp, Wn
+    schedule: str = "cosine"             # "cosine", "step" or "constant" after warm-up
+    milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step schedule: fractions of the run
+    gamma: float = 0.1                   # step schedule: LR factor at each milestone
+    warmup_epochs: float | None = None   # linear warm-up from 0, in epochs (None: mode default)
+    # --- ternarization (mode "ttq")
+    threshold: float = 0.05              # t in Δ = t·max|w| for every layer
+    layer_thresholds: dict[str, float] = field(default_factory=dict)  # {layer name or glob: t}
+    target_sparsity: float | None = None  # fixed fraction of zero weights per layer instead of t
+    layer_sparsity: dict[str, float] = field(default_factory=dict)    # {layer name or glob: r}
+    keep_fp: list[str] | None = None     # layers (names/globs) kept FP; None: first conv + last linear
+    grad_scaling: bool = True            # TTQ's Wp/1/Wn latent-gradient multipliers (False: plain STE)
+    grad_stats_every: int = 10           # record latent-gradient statistics every N steps (0: never)
+    # --- data subset
+    limit_train: int | None = None       # use a fixed class-balanced subset of this many train images
+    limit_test: int | None = None        # likewise for the test split
+    # --- run
+    out: str | None = None               # output folder (None: runs/<arch>-<mode>)
+    resume: bool = False                 # continue from OUT/last.pt
+    seed: int = 0                        # seeds model init, data order and augmentation
+    device: str = "auto"                 # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
+    amp: str = "auto"                    # mixed precision: "auto" (bf16 on CUDA), "bf16", "off"
+    compile: bool = False                # torch.compile the model (CUDA speed-up)
+    progress: bool = True                # tqdm progress bars
+
+    def resolved(self) -> "TrainConfig":
+        """A copy with mode defaults filled in and the output folder chosen."""
+        cfg = dataclasses.replace(self)
+        for key, value in MODE_DEFAULTS.get(cfg.mode, {}).items():
+            if getattr(cfg, key) is None:
+                setattr(cfg, key, value)
+        if cfg.out is None:
+            cfg.out = f"runs/{cfg.arch}-{cfg.mode}"
+        return cfg
+
+    def validate(self) -> "TrainConfig":
+        def bad(name: str, why: str):
+            raise ConfigError(f"--{name.replace('_', '-')}: {why}")
+        if self.mode not in MODE_DEFAULTS:
+            bad("mode", f"must be one of {', '.join(MODE_DEFAULTS)}, got {self.mode!r}")
+        if self.epochs < 1:
+            bad("epochs", f"must be at least 1, got {self.epochs}")
+        if self.batch_size < 1:
+            bad("batch_size", f"must be at least 1, got {self.batch_size}")
+        for name in ("lr", "weight_decay", "warmup_epochs"):
+            v = getattr(self, name)
+            if v is not None and not v >= 0:
+                bad(name, f"must be >= 0, got {v}")
+        if self.schedule not in SCHEDULES:
+            bad("schedule", f"must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
+        if any(not 0 < m < 1 for m in self.milestones):
+            bad("milestones", f"must be fractions of the run in (0, 1), got {self.milestones}")
+        if self.amp not in AMP_MODES:
+            bad("amp", f"must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if not 0 <= self.momentum < 1:
+            bad("momentum", f"must be in [0, 1), got {self.momentum}")
+        for name in ("limit_train", "limit_test"):
+            v = getattr(self, name)
+            if v is not None and v < 1:
+                bad(name, f"must be a positive number of images, got {v}")
+        if self.grad_stats_every < 0:
+            bad("grad_stats_every", f"must be >= 0, got {self.grad_stats_every}")
+        uses_sparsity = self.target_sparsity is not None or bool(self.layer_sparsity)
+        if uses_sparsity and self.layer_thresholds:
+            bad("layer_threshold", "cannot be combined with --target-sparsity/--layer-sparsity "
+                "(one threshold rule per run)")
+        if self.mode == "fp" and (uses_sparsity or self.layer_thresholds or not self.grad_scaling):
+            bad("mode", "ternarization options need --mode ttq")
+        return self
+
+    def quant_request(self) -> dict[str, Any]:
+        """Arguments for ``ternarize`` (rule, threshold value(s), keep_fp, scale_grad)."""
+        if self.target_sparsity is not None or self.layer_sparsity:
+            rule = "sparsity"
+            values: Any = dict(self.layer_sparsity)
+            if self.target_sparsity is not None:
+                values = {**values, "*": self.target_sparsity} if values else self.target_sparsity
+        else:
+            rule = "threshold"
+            values = ({**self.layer_thresholds, "*": self.threshold} if self.layer_thresholds
+                      else self.threshold)
+        return {"rule": rule, "threshold": values, "keep_fp": self.keep_fp,
+                "scale_grad": self.grad_scaling}
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "TrainConfig":
+        known = {f.name for f in dataclasses.fields(cls)}
+        return cls(**{k: v for k, v in d.items() if k in known})
