@@ -26,7 +26,6 @@ from __future__ import annotations
 import os
 import pickle
 import tempfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -75,14 +74,16 @@ def read_checkpoint_file(path: str | os.PathLike) -> Any:
         return torch.load(p, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as e:
         msg = str(e)
-        if "Weights only load failed" in msg or "Unsupported global" in msg:
+        if "GLOBAL" in msg or "Unsupported global" in msg:  # a real class/function reference
             raise CheckpointError(
                 f"{p} holds pickled Python objects that safe (weights_only) loading refuses; "
                 f"re-save it as a plain state_dict of tensors") from None
-        raise CheckpointError(f"{p} is corrupted: it cannot be unpickled ({_first_line(msg)})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError) as e:
+        detail = msg.split("WeightsUnpickler error:")[-1]
+        raise CheckpointError(f"{p} is corrupted: it cannot be unpickled "
+                              f"({_first_line(detail)})") from None
+    except Exception as e:  # the restricted unpickler raises KeyError/IndexError/... on garbage
         raise CheckpointError(f"{p} is not a readable PyTorch checkpoint (truncated or "
-                              f"corrupted?): {_first_line(str(e))}") from None
+                              f"corrupted?): {type(e).__name__}: {_first_line(str(e))}") from None
 
 
 def _first_line(text: str, limit: int = 160) -> str:

@@ -48,14 +48,6 @@ def _glob_value(text: str) -> tuple[str, float]:
         raise argparse.ArgumentTypeError(f"{value!r} in {text!r} is not a number") from None
 
 
-def _positive_fraction(text: str) -> float:
-    try:
-        v = float(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
-    return v
-
-
 def build_parser() -> argparse.ArgumentParser:
     d = TrainConfig()
     p = argparse.ArgumentParser(
@@ -92,6 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{MODE_DEFAULTS['ttq']['weight_decay']} for ttq, the paper's value)")
     o.add_argument("--wd-bn", action="store_true", help="also apply weight decay to batch norm")
     o.add_argument("--wd-scales", action="store_true", help="also apply weight decay to Wp, Wn")
+    o.add_argument("--scale-lr-mult", type=float, default=d.scale_lr_mult, metavar="M",
+                   help="LR of the TTQ scales Wp, Wn = M x the weights' LR; their gradient "
+                        "sums over every weight of a region (default %(default)s)")
     o.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
                    help="LR schedule after warm-up (default %(default)s)")
     o.add_argument("--milestones", type=float, nargs="+", default=d.milestones, metavar="FRAC",
@@ -106,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--layer-threshold", type=_glob_value, action="append", default=[],
                    metavar="GLOB=T", help="per-layer t for layers matching GLOB (repeatable; "
                    "others use --threshold), e.g. 'layer3.*=0.1'")
-    q.add_argument("--target-sparsity", type=_positive_fraction, default=None, metavar="R",
+    q.add_argument("--target-sparsity", type=float, default=None, metavar="R",
                    help="instead of t: a fixed fraction R of zero weights per layer "
                         "(Δ = R-quantile of |w|)")
     q.add_argument("--layer-sparsity", type=_glob_value, action="append", default=[],
@@ -128,8 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--out", default=None, metavar="DIR",
                    help="output folder (default runs/<arch>-<mode>)")
     r.add_argument("--resume", action="store_true",
-                   help="continue the run in --out from last.pt (its stored settings are used; "
-                        "--epochs may extend it)")
+                   help="continue the run in --out from last.pt with its stored settings: "
+                        "identical to never stopping (a larger --epochs extends the run and "
+                        "stretches the LR schedule)")
     r.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")
     r.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N (default %(default)s)")
     r.add_argument("--amp", choices=AMP_MODES, default=d.amp,
@@ -144,7 +140,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, mode=args.mode,
         init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
-        wd_bn=args.wd_bn, wd_scales=args.wd_scales, schedule=args.schedule,
+        wd_bn=args.wd_bn, wd_scales=args.wd_scales, scale_lr_mult=args.scale_lr_mult, schedule=args.schedule,
         milestones=list(args.milestones), gamma=args.gamma, warmup_epochs=args.warmup_epochs,
         threshold=args.threshold, layer_thresholds=dict(args.layer_threshold),
         target_sparsity=args.target_sparsity, layer_sparsity=dict(args.layer_sparsity),

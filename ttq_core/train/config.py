@@ -43,6 +43,7 @@ class TrainConfig:
     weight_decay: float | None = None    # L2 on conv/linear weights and biases (None: mode default)
     wd_bn: bool = False                  # also decay batch-norm weights/biases
     wd_scales: bool = False              # also decay the TTQ scales Wp, Wn
+    scale_lr_mult: float = 0.01          # LR of Wp, Wn relative to the weights' LR (their gradient is a sum)
     schedule: str = "cosine"             # "cosine", "step" or "constant" after warm-up
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step schedule: fractions of the run
     gamma: float = 0.1                   # step schedule: LR factor at each milestone
@@ -80,6 +81,9 @@ class TrainConfig:
     def validate(self) -> "TrainConfig":
         def bad(name: str, why: str):
             raise ConfigError(f"--{name.replace('_', '-')}: {why}")
+        from ..models import list_models  # registry lookup only
+        if self.arch not in list_models():
+            bad("arch", f"unknown architecture {self.arch!r}; known: {', '.join(list_models())}")
         if self.mode not in MODE_DEFAULTS:
             bad("mode", f"must be one of {', '.join(MODE_DEFAULTS)}, got {self.mode!r}")
         if self.epochs < 1:
@@ -96,6 +100,8 @@ class TrainConfig:
             bad("milestones", f"must be fractions of the run in (0, 1), got {self.milestones}")
         if self.amp not in AMP_MODES:
             bad("amp", f"must be one of {', '.join(AMP_MODES)}, got {self.amp!r}")
+        if not self.scale_lr_mult >= 0:
+            bad("scale_lr_mult", f"must be >= 0, got {self.scale_lr_mult}")
         if not 0 <= self.momentum < 1:
             bad("momentum", f"must be in [0, 1), got {self.momentum}")
         for name in ("limit_train", "limit_test"):
@@ -108,6 +114,8 @@ class TrainConfig:
         if uses_sparsity and self.layer_thresholds:
             bad("layer_threshold", "cannot be combined with --target-sparsity/--layer-sparsity "
                 "(one threshold rule per run)")
+        if self.target_sparsity is not None and not 0 <= self.target_sparsity < 1:
+            bad("target_sparsity", f"must be a fraction in [0, 1), got {self.target_sparsity}")
         if self.mode == "fp" and (uses_sparsity or self.layer_thresholds or not self.grad_scaling):
             bad("mode", "ternarization options need --mode ttq")
         return self

@@ -17,6 +17,7 @@ import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -33,8 +34,24 @@ from .config import TrainConfig
 from .history import GradStatsRecorder, layer_history
 from .schedule import LRSchedule
 
-# Dataset registry: name -> loader returning CifarArrays-like splits.
-DATASETS = {"cifar10": load_cifar10}
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    loader: Callable      # (data_dir, progress=...) -> CifarArrays-like train/test splits
+    num_classes: int
+
+
+# Dataset registry: name -> how to load it.
+DATASETS = {"cifar10": DatasetSpec(load_cifar10, 10)}
+
+
+def dataset_spec(name: str) -> DatasetSpec:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ConfigError(f"--dataset: unknown dataset {name!r}; known: "
+                          f"{', '.join(DATASETS)}") from None
 LOG_EVERY = 20  # steps between progress-bar updates (each one synchronises the device)
 
 
@@ -66,12 +83,7 @@ class Split:
 
 
 def load_data(cfg: TrainConfig, device: torch.device) -> Split:
-    try:
-        loader = DATASETS[cfg.dataset]
-    except KeyError:
-        raise ConfigError(f"--dataset: unknown dataset {cfg.dataset!r}; known: "
-                          f"{', '.join(DATASETS)}") from None
-    arrays = loader(cfg.data_dir, progress=cfg.progress)
+    arrays = dataset_spec(cfg.dataset).loader(cfg.data_dir, progress=cfg.progress)
     mean, std = arrays.channel_stats()
     train_x, train_y = arrays.train.images, arrays.train.labels
     test_x, test_y = arrays.test.images, arrays.test.labels
@@ -110,20 +122,29 @@ def build_initial_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """SGD groups: conv/linear weights and biases decay; BN params and Wp/Wn decay only
-    with ``wd_bn``/``wd_scales``."""
-    decay, no_decay = [], []
+    """SGD groups, each with an ``lr_mult`` applied to the scheduled LR.
+
+    Conv/linear weights and biases get weight decay; batch-norm parameters only with
+    ``wd_bn``.  The TTQ scales Wp/Wn form their own group (LR × ``scale_lr_mult``, decay
+    only with ``wd_scales``): their gradient is a *sum* over all weights of a region
+    (thousands of terms), so at the weights' LR one step can push a scale through zero.
+    """
+    decay, no_decay, scales = [], [], []
     scale_ids = {id(p) for _, m in ternary_layers(model) for p in (m.quantizer.wp, m.quantizer.wn)}
     for module in model.modules():
         for p in module.parameters(recurse=False):
             if id(p) in scale_ids:
-                (decay if cfg.wd_scales else no_decay).append(p)
+                scales.append(p)
             elif isinstance(module, nn.modules.batchnorm._BatchNorm):
                 (decay if cfg.wd_bn else no_decay).append(p)
             elif p.requires_grad:
                 decay.append(p)
-    return [{"params": decay, "weight_decay": cfg.weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+    groups = [{"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": 1.0},
+              {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0}]
+    if scales:
+        groups.append({"params": scales, "weight_decay": cfg.weight_decay if cfg.wd_scales else 0.0,
+                       "lr_mult": cfg.scale_lr_mult})
+    return groups
 
 
 def _autocast(device: torch.device, amp: str):
@@ -176,12 +197,15 @@ class Trainer:
                               f"continue it, or choose another --out")
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        # Denormal floats make CPU convolutions up to 10x slower once gradients get small.
+        torch.set_flush_denormal(True)
         torch.manual_seed(cfg.seed)
-        self.data = load_data(cfg, self.device)
+        # The model first: a bad --arch/--init/threshold fails before any data work.
         if self.resume_ckpt is not None:
             self.model = load_model(self.out / "last.pt").model
         else:
-            self.model = build_initial_model(cfg, num_classes=10)
+            self.model = build_initial_model(cfg, num_classes=dataset_spec(cfg.dataset).num_classes)
+        self.data = load_data(cfg, self.device)
         self.model.to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
@@ -250,7 +274,7 @@ class Trainer:
             step = epoch * self.steps_per_epoch + i
             lr = self.schedule.lr_at(step)
             for group in self.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group["lr_mult"]
             record = bool(self.recorder and cfg.grad_stats_every and i % cfg.grad_stats_every == 0)
             if self.recorder:
                 self.recorder.arm(record)
@@ -312,7 +336,7 @@ class Trainer:
             },
             "train_config": cfg.to_dict(),
             "data_source": self.data.source,
-            "software": {"ttq_toolkit": __version__, "torch": torch.__version__},
+            "software": {"ttq_toolkit": __version__, "torch": str(torch.__version__)},
             "device": (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
                        else "cpu"),
         }

@@ -1,0 +1,19 @@
+"""Shared test fixtures: where the real CIFAR-10 copy is, and a skip marker without it.
+
+The data is decoded once per machine into the array cache (~/.cache/ttq/arrays, or
+$TTQ_CACHE_DIR); nothing is ever written beside ../shared/data.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CIFAR_ARCHIVE = Path(os.environ.get("TTQ_TEST_ARCHIVE",
+                                    REPO.parent / "shared" / "data" / "cifar10-jpeg.tar.gz"))
+
+needs_cifar = pytest.mark.skipif(not CIFAR_ARCHIVE.exists(),
+                                 reason=f"real CIFAR-10 archive not found at {CIFAR_ARCHIVE}")
