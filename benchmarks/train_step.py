@@ -3,7 +3,8 @@
     python benchmarks/train_step.py                       # CPU, and CUDA when present
     python benchmarks/train_step.py --arch resnet20 --batch-size 256 --steps 30 --compile
 
-A step is forward + cross-entropy + backward + SGD step (+ the Wp/Wn clamp for TTQ), on a
+TTQ is timed twice: the default grouped path (all ternary layers in one autograd call per
+forward, ttq_core.quantize.grouped) and the per-layer reference path.  A step is forward + cross-entropy + backward + SGD step (+ the Wp/Wn clamp for TTQ), on a
 fixed random batch, gradient statistics off (as on most training steps).  FP and TTQ
 steps are timed in alternating rounds so drift (clocks, other load) hits both alike; the
 reported time is the median round.  CUDA: bf16 autocast, channels_last, CUDA-event
@@ -63,27 +64,28 @@ def bench(device: torch.device, arch: str, batch: int, steps: int, rounds: int,
           compiled: bool) -> tuple[float, float]:
     torch.manual_seed(0)
     fp = build_model(arch).to(device)
-    ttq = ternarize(copy.deepcopy(fp))
+    ttq = ternarize(copy.deepcopy(fp))                                  # grouped (default)
+    ttq_layer = ternarize(copy.deepcopy(fp), grouped=False)             # per-layer reference
     cuda = device.type == "cuda"
+    models = {"fp": fp, "ttq": ttq, "ttq_per_layer": ttq_layer}
     if cuda:
-        fp.to(memory_format=torch.channels_last)
-        ttq.to(memory_format=torch.channels_last)
+        for m in models.values():
+            m.to(memory_format=torch.channels_last)
     size = 32 if arch.startswith("resnet") and arch != "resnet18" else 224
     x = torch.randn(batch, 3, size, size, device=device)
     if cuda:
         x = x.contiguous(memory_format=torch.channels_last)
     y = torch.randint(0, 10, (batch,), device=device)
-    models = {"fp": fp, "ttq": ttq}
     if compiled:
         models = {k: torch.compile(m) for k, m in models.items()}
     step = {k: make_step(m, device, cuda) for k, m in models.items()}
     for k in step:  # warm-up (and compilation)
         time_steps(step[k], x, y, 3 if not compiled else 10, device)
-    times = {"fp": [], "ttq": []}
+    times = {k: [] for k in step}
     for _ in range(rounds):
-        for k in ("fp", "ttq"):
+        for k in step:
             times[k].append(time_steps(step[k], x, y, steps, device))
-    return statistics.median(times["fp"]), statistics.median(times["ttq"])
+    return {k: statistics.median(v) for k, v in times.items()}
 
 
 def main() -> None:
@@ -108,12 +110,14 @@ def main() -> None:
         label = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
         modes = [False] + ([True] if args.compile and cuda else [])
         for compiled in modes:
-            fp, tq = bench(device, args.arch, batch, steps, args.rounds, compiled)
+            t = bench(device, args.arch, batch, steps, args.rounds, compiled)
             target = 1.3 if cuda else 1.15
-            verdict = "meets" if tq / fp <= target else "MISSES"
+            ratio = t["ttq"] / t["fp"]
+            verdict = "meets" if ratio <= target else "MISSES"
             print(f"{label:<28} {'compiled' if compiled else 'eager':<8} batch {batch:>4}: "
-                  f"FP {fp * 1e3:8.2f} ms  TTQ {tq * 1e3:8.2f} ms  ratio TTQ/FP {tq / fp:5.3f} "
-                  f"({verdict} target {target})")
+                  f"FP {t['fp'] * 1e3:8.2f} ms  TTQ {t['ttq'] * 1e3:8.2f} ms  "
+                  f"ratio TTQ/FP {ratio:5.3f} ({verdict} target {target}); per-layer "
+                  f"reference path {t['ttq_per_layer'] / t['fp']:5.3f}")
 
 
 if __name__ == "__main__":

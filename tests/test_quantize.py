@@ -211,3 +211,42 @@ def test_quant_record_replays_exactly():
     x = torch.randn(2, 3, 32, 32)
     assert torch.equal(model.eval()(x), rebuilt.eval()(x))
     assert math.isclose(rec["layers"]["layer2.1.conv1"]["value"], 0.7)
+
+
+@pytest.mark.parametrize("scale_grad", [True, False])
+def test_grouped_path_equals_per_layer_reference(scale_grad):
+    """The one-call-per-forward path must give the per-layer reference's numbers: ternary
+    outputs, all three gradients and the gradient statistics."""
+    torch.manual_seed(0)
+    base = build_model("resnet20")
+    ref = ternarize(copy.deepcopy(base), grouped=False, scale_grad=scale_grad)
+    grp = ternarize(copy.deepcopy(base), grouped=True, scale_grad=scale_grad)
+    x = torch.randn(4, 3, 32, 32)
+    y = torch.tensor([0, 1, 2, 3])
+    for model in (ref, grp):
+        for _, layer in ternary_layers(model):
+            layer.quantizer.grad_stats = torch.zeros(9, dtype=torch.float64)
+        torch.nn.functional.cross_entropy(model(x), y).backward()
+    assert torch.allclose(ref(x), grp(x), atol=1e-6)
+    for (name, a), (_, b) in zip(ternary_layers(ref), ternary_layers(grp)):
+        assert a._handed_weight is None and b._handed_weight is None  # nothing kept after forward
+        assert torch.allclose(a.weight.grad, b.weight.grad, rtol=1e-5, atol=1e-8), name
+        for p in ("wp", "wn"):
+            ga, gb = getattr(a.quantizer, p).grad, getattr(b.quantizer, p).grad
+            assert torch.allclose(ga, gb, rtol=1e-4, atol=1e-7), (name, p)
+        assert torch.allclose(a.quantizer.grad_stats, b.quantizer.grad_stats, rtol=1e-5), name
+        assert float(a.quantizer.last_delta) == pytest.approx(float(b.quantizer.last_delta))
+
+
+def test_grouped_weight_is_not_reused_after_an_update():
+    """A layer called on its own after its latent weight changed must not use the ternary
+    weight handed out by the last model forward."""
+    torch.manual_seed(0)
+    model = ternarize(build_model("resnet20"))
+    layer = model.layer1[0].conv1
+    x = torch.randn(1, 16, 8, 8)
+    model(torch.randn(1, 3, 32, 32))
+    with torch.no_grad():
+        layer.weight.mul_(-1)  # flips every code
+    expected = torch.nn.functional.conv2d(x, layer.quantizer(layer.weight), padding=1)
+    assert torch.equal(layer(x), expected)

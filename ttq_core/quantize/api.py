@@ -26,6 +26,7 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .grouped import enable_grouped
 from .layers import MIN_SCALE, TERNARY_LAYER_TYPES, TernaryLayerMixin, TernaryQuantizer
 from .rules import get_rule
 
@@ -112,7 +113,7 @@ def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
 def ternarize(model: nn.Module, threshold: float | Mapping[str, float] = 0.05,
               keep_fp: Sequence[str] | str | None = None, rule: str = "threshold",
               scale_grad: bool = True, init_scales: bool = True,
-              min_scale: float = MIN_SCALE) -> nn.Module:
+              min_scale: float = MIN_SCALE, grouped: bool = True) -> nn.Module:
     """Swap ``model``'s conv/linear layers in place for ternary ones; return ``model``.
 
     Args:
@@ -126,6 +127,9 @@ def ternarize(model: nn.Module, threshold: float | Mapping[str, float] = 0.05,
         scale_grad: TTQ's per-region scaling of the latent gradient (False: plain STE).
         init_scales: set Wp, Wn from the current weights (least squares).  Pass False when
             a state_dict with trained scales will be loaded next.
+        grouped: ternarize all threshold-rule layers in one autograd call per model
+            forward (same numbers, far fewer operations; see quantize.grouped).  False
+            keeps the per-layer reference path.
     """
     rule_obj = get_rule(rule)
     if any(True for _ in ternary_layers(model)):
@@ -144,6 +148,8 @@ def ternarize(model: nn.Module, threshold: float | Mapping[str, float] = 0.05,
         _swap(model, name, new)
     model._ttq_request = {"threshold": _plain(threshold), "scale_init":
                           "least-squares" if init_scales else "loaded"}
+    if grouped:
+        enable_grouped(model)
     return model
 
 

@@ -94,8 +94,17 @@ class TernaryLayerMixin:
     quantize_enabled: bool
 
     def effective_weight(self) -> torch.Tensor:
-        """The weight the forward uses: ternary when quantization is on, else latent."""
-        return self.quantizer(self.weight) if self.quantize_enabled else self.weight
+        """The weight the forward uses: ternary when quantization is on, else latent.
+
+        Inside a model forward the ternary weight was usually computed already for all
+        layers at once (:mod:`ttq_core.quantize.grouped`); it is used only while the latent
+        weight is unchanged since (same version counter)."""
+        if not self.quantize_enabled:
+            return self.weight
+        handed = self._handed_weight
+        if handed is not None and handed[1] == self.weight._version:
+            return handed[0]
+        return self.quantizer(self.weight)
 
     @torch.no_grad()
     def ternary_codes(self) -> torch.Tensor:
@@ -112,6 +121,7 @@ class TernaryConv2d(TernaryLayerMixin, nn.Conv2d):
         super().__init__(*args, **kwargs)
         self.quantizer = quantizer
         self.quantize_enabled = True
+        self._handed_weight = None  # (ternary weight, latent version) from quantize.grouped
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, quantizer: TernaryQuantizer) -> "TernaryConv2d":
@@ -137,6 +147,7 @@ class TernaryLinear(TernaryLayerMixin, nn.Linear):
         super().__init__(*args, **kwargs)
         self.quantizer = quantizer
         self.quantize_enabled = True
+        self._handed_weight = None  # (ternary weight, latent version) from quantize.grouped
 
     @classmethod
     def from_float(cls, linear: nn.Linear, quantizer: TernaryQuantizer) -> "TernaryLinear":
