@@ -93,6 +93,20 @@ class TernaryLayerMixin:
     quantizer: TernaryQuantizer
     quantize_enabled: bool
 
+    def _attach(self, quantizer: TernaryQuantizer) -> None:
+        self.quantizer = quantizer
+        self.quantize_enabled = True
+        self._handed_weight = None  # (ternary weight, latent version) from quantize.grouped
+
+    @torch.no_grad()
+    def _copy_from(self, float_layer: nn.Module):
+        """Copy weight/bias and train/eval mode from the float layer; return self."""
+        self.weight.copy_(float_layer.weight)
+        if float_layer.bias is not None:
+            self.bias.copy_(float_layer.bias)
+        self.train(float_layer.training)
+        return self
+
     def effective_weight(self) -> torch.Tensor:
         """The weight the forward uses: ternary when quantization is on, else latent.
 
@@ -119,9 +133,7 @@ class TernaryConv2d(TernaryLayerMixin, nn.Conv2d):
 
     def __init__(self, *args, quantizer: TernaryQuantizer, **kwargs):
         super().__init__(*args, **kwargs)
-        self.quantizer = quantizer
-        self.quantize_enabled = True
-        self._handed_weight = None  # (ternary weight, latent version) from quantize.grouped
+        self._attach(quantizer)
 
     @classmethod
     def from_float(cls, conv: nn.Conv2d, quantizer: TernaryQuantizer) -> "TernaryConv2d":
@@ -129,12 +141,7 @@ class TernaryConv2d(TernaryLayerMixin, nn.Conv2d):
                   padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
                   bias=conv.bias is not None, padding_mode=conv.padding_mode,
                   device=conv.weight.device, dtype=conv.weight.dtype, quantizer=quantizer)
-        with torch.no_grad():
-            new.weight.copy_(conv.weight)
-            if conv.bias is not None:
-                new.bias.copy_(conv.bias)
-        new.train(conv.training)
-        return new
+        return new._copy_from(conv)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self._conv_forward(x, self.effective_weight(), self.bias)
@@ -145,20 +152,13 @@ class TernaryLinear(TernaryLayerMixin, nn.Linear):
 
     def __init__(self, *args, quantizer: TernaryQuantizer, **kwargs):
         super().__init__(*args, **kwargs)
-        self.quantizer = quantizer
-        self.quantize_enabled = True
-        self._handed_weight = None  # (ternary weight, latent version) from quantize.grouped
+        self._attach(quantizer)
 
     @classmethod
     def from_float(cls, linear: nn.Linear, quantizer: TernaryQuantizer) -> "TernaryLinear":
         new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None,
                   device=linear.weight.device, dtype=linear.weight.dtype, quantizer=quantizer)
-        with torch.no_grad():
-            new.weight.copy_(linear.weight)
-            if linear.bias is not None:
-                new.bias.copy_(linear.bias)
-        new.train(linear.training)
-        return new
+        return new._copy_from(linear)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(x, self.effective_weight(), self.bias)
