@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import os
 import pickle
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Mapping
@@ -34,6 +33,7 @@ import torch
 from torch import nn
 
 from .errors import CheckpointError, ConfigError
+from .io import atomic_open
 from .models import build_model, list_models
 from .quantize import apply_quant_record
 
@@ -44,20 +44,10 @@ _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net")
 
 
 def save_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike) -> None:
-    """Write ``ckpt`` to ``path`` atomically: a temporary file in the same folder, flushed
-    to disk, then renamed over ``path``.  A crash leaves either the old or the new file."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(dict(ckpt), f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write ``ckpt`` to ``path`` atomically (:func:`ttq_core.io.atomic_open`): a crash
+    leaves either the old or the new file."""
+    with atomic_open(path, "wb") as f:
+        torch.save(dict(ckpt), f)
 
 
 def read_checkpoint_file(path: str | os.PathLike) -> Any:

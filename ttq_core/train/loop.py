@@ -12,8 +12,6 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import os
-import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +26,7 @@ from ..checkpoint import FORMAT_VERSION, load_model, read_checkpoint_file, save_
 from ..data import balanced_subset, load_cifar10
 from ..data.device import DeviceData
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
+from ..io import atomic_write_text
 from ..models import build_model, list_models
 from ..quantize import quant_record, ternarize, ternary_layers
 from .config import TrainConfig
@@ -176,11 +175,7 @@ def evaluate(model: nn.Module, data: DeviceData, batch_size: int, device: torch.
 
 def _write_log(path: Path, history: list[dict]) -> None:
     """Rewrite ``log.jsonl`` from ``history`` atomically (used on resume)."""
-    fd, tmp = tempfile.mkstemp(prefix=".log.", suffix=".tmp", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        for entry in history:
-            f.write(json.dumps(entry) + "\n")
-    os.replace(tmp, path)
+    atomic_write_text(path, "".join(json.dumps(entry) + "\n" for entry in history))
 
 
 class Trainer:
