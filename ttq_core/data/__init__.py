@@ -12,8 +12,10 @@ from ttq_core.data.cifar10 import (
     load_cifar10,
 )
 from ttq_core.data.device import DeviceData, random_crop_flip
+from ttq_core.data.splits import cifar10_split
 
 __all__ = [
+    "cifar10_split",
     "DeviceData",
     "random_crop_flip",
     "ArraySplit",

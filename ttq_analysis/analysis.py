@@ -1,0 +1,383 @@
+"""``analyze``: one object holding every number a report or paper table needs.
+
+All counts and energies are **per inference of one input** (measured ones averaged over
+the images seen), as in the TTQ paper's tables.  :class:`Analysis` holds
+
+``layers``   a DataFrame, one row per conv/linear layer in module order (columns below);
+``network``  totals and averages as a flat dict (energies in µJ, ``*_uJ``);
+``meta``     what was analysed and how: architecture, checkpoint facts (accuracy,
+             quantization, history), input shape, data, cost model (every number with its
+             source), memory level, counting conventions, fvcore's other and unsupported
+             operators;
+``histograms`` per-image activation-sparsity distributions (fixed bins on [0, 1]).
+
+``to_json()``/``Analysis.from_json()`` round-trip exactly (missing values are JSON
+``null``), so reports never rerun a model.
+
+Per-layer columns: ``layer``, ``kind`` (conv/linear), ``ternary``, ``params`` (weights +
+biases), ``macs`` (dense, fvcore), ``output_positions`` (outputs per filter per image),
+``weight_sparsity`` (fraction of zero weights), ``frac_pos``, ``frac_neg``, ``wp``, ``wn``,
+``weight_bits`` (storage in this network: 2 per ternary weight + 64 for Wp/Wn + 32 per
+bias; 32 per FP parameter), ``fp_weight_bits`` (32 per parameter), ``act_sparsity``
+(mean over images of the fraction of zeros in the layer's input), ``act_sparsity_std``,
+``act_sparsity_p05`` … ``_p95``, ``ternary_adds``/``ternary_mults`` (dense activations),
+``effective_adds``/``effective_mults`` (measured), ``effective_macs`` (MACs with a
+nonzero input), and ``{scenario}_{compute,memory,total}_pJ`` for the four scenarios of
+:mod:`ttq_analysis.energy`.  Not-applicable values are NaN (ternary columns of FP layers,
+measured columns without data).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Iterator
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from ttq_core.checkpoint import load_model
+from ttq_core.errors import ConfigError
+from ttq_core.models import list_models, model_spec
+from ttq_core.quantize import TernaryLayerMixin
+
+from .activations import ActivationProbe, run_batches
+from .energy import SCENARIOS, EnergyModel, energy_columns, load_energy_model, scenario_totals
+from .macs import LAYER_TYPES, count_dense_macs
+from .ternary_ops import dense_ternary_ops
+
+FORMAT = "ttq-analysis"
+FORMAT_VERSION = 1
+PERCENTILES = (5, 25, 50, 75, 95)
+HIST_BINS = 50
+DEFAULT_BATCH = 256
+PJ_PER_UJ = 1e6
+
+CONVENTIONS = {
+    "per_inference": "All counts and energies are per inference of one input; measured "
+                     "values are averaged over the images seen.",
+    "macs": "Dense MACs of conv and linear operators from fvcore, which counts one "
+            "multiply-add as one flop (torch.utils.flop_counter counts 2).",
+    "ternary_ops": "Output = Wp·Σ(inputs under +) − Wn·Σ(inputs under −): per output with n "
+                   "nonzero terms, additions = max(n−1, 0), multiplications = number of "
+                   "signs present (0–2). Dense: every input (padding too) nonzero. "
+                   "Measured: exact nonzero weight × nonzero input pairs on real inputs.",
+    "effective_macs": "MACs whose input is nonzero (zero inputs, padding included, skipped), "
+                      "weights treated as dense.",
+    "act_sparsity": "Fraction of exact zeros in a layer's input, per image, averaged.",
+    "weight_bits": "Ternary: 2 bits per weight + 2×32 for Wp, Wn + 32 per bias; FP: 32 per "
+                   "parameter. Each weight is read once per inference. Batch-norm "
+                   "parameters (folded into the layers at inference) are not counted.",
+}
+
+
+@dataclass
+class Analysis:
+    layers: pd.DataFrame
+    network: dict[str, Any]
+    meta: dict[str, Any] = field(default_factory=dict)
+    histograms: dict[str, Any] = field(default_factory=dict)
+
+    # ----- JSON
+    def to_dict(self) -> dict[str, Any]:
+        cols = list(self.layers.columns)
+        data = [[_json_value(v) for v in row] for row in self.layers.itertuples(index=False)]
+        return {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": self.meta,
+                "network": {k: _json_value(v) for k, v in self.network.items()},
+                "histograms": self.histograms,
+                "layers": {"columns": cols,
+                           "dtypes": {c: str(self.layers[c].dtype) for c in cols},
+                           "data": data}}
+
+    def to_json(self, path: str | os.PathLike | None = None, indent: int | None = 1) -> str:
+        """The analysis as strict JSON (NaN written as null); also written to ``path``."""
+        text = json.dumps(self.to_dict(), indent=indent, allow_nan=False)
+        if path is not None:
+            from ttq_core.io import atomic_write_text
+            atomic_write_text(path, text)
+        return text
+
+    @classmethod
+    def from_json(cls, text_or_path: str | os.PathLike) -> "Analysis":
+        text = str(text_or_path)
+        if not text.lstrip().startswith("{"):
+            try:
+                text = Path(text_or_path).read_text()
+            except OSError as e:
+                raise ConfigError(f"cannot read analysis JSON {text_or_path}: {e.strerror}") from None
+        try:
+            d = json.loads(text)
+        except json.JSONDecodeError as e:
+            raise ConfigError(f"analysis JSON is malformed: {e}") from None
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise ConfigError("not a ttq analysis JSON (no \"format\": \"ttq-analysis\")")
+        if d.get("format_version", 0) > FORMAT_VERSION:
+            raise ConfigError(f"analysis JSON format_version {d['format_version']} is newer than "
+                              f"this toolkit reads ({FORMAT_VERSION})")
+        spec = d["layers"]
+        df = pd.DataFrame(spec["data"], columns=spec["columns"])
+        for col, dtype in spec["dtypes"].items():
+            if dtype == "float64":
+                df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
+            else:  # int64, bool, str (pandas' string dtype) or object
+                df[col] = df[col].astype(dtype)
+        return cls(df, dict(d["network"]), d.get("meta", {}), d.get("histograms", {}))
+
+
+def _json_value(v):
+    if isinstance(v, (np.integer,)):
+        return int(v)
+    if isinstance(v, (np.floating, float)):
+        v = float(v)
+        return None if math.isnan(v) else v
+    if isinstance(v, np.bool_):
+        return bool(v)
+    return v
+
+
+# ----- inputs
+def _resolve_model(obj, arch: str | None) -> tuple[nn.Module, str | None, dict]:
+    if isinstance(obj, nn.Module):
+        return obj, getattr(obj, "arch_name", arch), {"source": "module"}
+    if isinstance(obj, (str, os.PathLike)):
+        loaded = load_model(obj, arch=arch)
+        info: dict[str, Any] = {"source": str(obj), "source_format": loaded.source_format}
+        ckpt = loaded.checkpoint
+        if ckpt is not None:
+            for key in ("dataset", "normalization", "quant", "metrics", "history", "train_config",
+                        "data_source", "device", "software"):
+                if key in ckpt:
+                    info[key] = ckpt[key]
+        return loaded.model, loaded.arch, info
+    raise ConfigError(f"analyze() takes an nn.Module or a checkpoint path, got {type(obj).__name__}")
+
+
+def _input_batches(data, batches: int | None) -> tuple[Iterator[torch.Tensor], int | None]:
+    if isinstance(data, torch.Tensor):
+        chunks: Iterable = data.split(DEFAULT_BATCH)
+        total = math.ceil(data.shape[0] / DEFAULT_BATCH)
+    elif hasattr(data, "batches") and callable(data.batches):  # ttq_core.data.DeviceData
+        chunks = data.batches(DEFAULT_BATCH)
+        total = data.num_batches(DEFAULT_BATCH)
+    else:
+        chunks = data
+        total = len(data) if hasattr(data, "__len__") else None
+    if batches is not None:
+        total = min(total, batches) if total is not None else batches
+
+    def gen():
+        for i, item in enumerate(chunks):
+            if batches is not None and i >= batches:
+                break
+            x = item[0] if isinstance(item, (tuple, list)) else item
+            if not isinstance(x, torch.Tensor):
+                raise ConfigError(f"data must yield tensors or (inputs, targets) pairs, got "
+                                  f"{type(x).__name__}")
+            yield x
+    return gen(), total
+
+
+@torch.no_grad()
+def _output_positions(model: nn.Module, layers: dict[str, nn.Module], input_shape,
+                      device) -> dict[str, int]:
+    """Outputs per filter per image for each layer (conv: H_out·W_out; linear: rows)."""
+    out: dict[str, int] = {}
+    handles = []
+    try:
+        for name, m in layers.items():
+            def hook(module, args, y, name=name):
+                out[name] = int(y[0].numel() // y.shape[1]) if isinstance(module, nn.Conv2d) \
+                    else int(y[0].numel() // y.shape[-1])
+            handles.append(m.register_forward_hook(hook))
+        was_training = model.training
+        model.eval()
+        model(torch.zeros((1, *input_shape), device=device))
+        model.train(was_training)
+    finally:
+        for h in handles:
+            h.remove()
+    return out
+
+
+def _percentile_cols(values: np.ndarray) -> dict[str, float]:
+    if values.size == 0:
+        return {"act_sparsity": math.nan, "act_sparsity_std": math.nan,
+                **{f"act_sparsity_p{p:02d}": math.nan for p in PERCENTILES}}
+    pct = np.percentile(values, PERCENTILES)
+    return {"act_sparsity": float(values.mean()), "act_sparsity_std": float(values.std()),
+            **{f"act_sparsity_p{p:02d}": float(v) for p, v in zip(PERCENTILES, pct)}}
+
+
+def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None = None,
+            energy_model: str | os.PathLike | EnergyModel = "horowitz45",
+            batches: int | None = None, device: str | torch.device | None = None, *,
+            memory: str = "sram", precision: str = "fp32", arch: str | None = None,
+            count_ops: bool = True, progress: bool = True) -> Analysis:
+    """Measure a model: dense MACs, ternary operations, weight and activation sparsity, energy.
+
+    Args:
+        model_or_checkpoint: an ``nn.Module`` (FP or ternarized) or a checkpoint path
+            (toolkit format, or a plain state_dict with ``arch``).
+        data: inputs to measure activations on, already normalised as the model expects:
+            a DataLoader (or any iterable) yielding ``(inputs, targets)`` or inputs, a tensor
+            of inputs, or a :class:`ttq_core.data.DeviceData`.  ``None``: everything that
+            needs no data (measured columns NaN).
+        input_shape: (C, H, W) of one input; default from the architecture registry.
+        energy_model: a shipped cost model name, a JSON/TOML path, or an EnergyModel.
+        batches: use at most this many batches of ``data``.
+        device: where to run (default: CUDA if available, else CPU).
+        memory: level weights are read from, ``"sram"`` or ``"dram"``.
+        precision: arithmetic of the activations (TTQ keeps them FP32).
+        count_ops: stream exact measured operation counts (the dearest part).
+    """
+    model, arch_name, info = _resolve_model(model_or_checkpoint, arch)
+    em = load_energy_model(energy_model)
+    if input_shape is None:
+        if arch_name is None or arch_name not in list_models():
+            raise ConfigError("input_shape is required for a model outside the registry")
+        input_shape = tuple(model_spec(arch_name).input_size)
+    input_shape = tuple(int(s) for s in input_shape)
+    device = torch.device(device) if device is not None else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    model.to(device).eval()
+
+    layers = {n: m for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)}
+    if not layers:
+        raise ConfigError("the model has no conv or linear layer to analyse")
+    codes = {n: (m.ternary_codes() if isinstance(m, TernaryLayerMixin) and m.quantize_enabled
+                 else None) for n, m in layers.items()}
+    dense = count_dense_macs(model, input_shape, device)
+    positions = _output_positions(model, layers, input_shape, device)
+
+    images = 0
+    records = None
+    if data is not None:
+        inputs, total = _input_batches(data, batches)
+        with ActivationProbe({n: (m, codes[n]) for n, m in layers.items()}, count_ops) as probe:
+            images = run_batches(model, inputs, device, total, progress)
+        records = probe.records
+        if images == 0:
+            raise ConfigError("data yielded no inputs")
+
+    rows = []
+    per_image_by_layer = {}
+    for name, m in layers.items():
+        c = codes[name]
+        n_weight = m.weight.numel()
+        n_bias = m.bias.numel() if m.bias is not None else 0
+        params = n_weight + n_bias
+        row: dict[str, Any] = {"layer": name, "kind": "conv" if isinstance(m, nn.Conv2d) else "linear",
+                               "ternary": c is not None, "params": params,
+                               "macs": float(dense.layer_macs[name]),
+                               "output_positions": positions[name]}
+        if c is not None:
+            q = m.quantizer
+            row.update(weight_sparsity=float((c == 0).sum()) / n_weight,
+                       frac_pos=float((c == 1).sum()) / n_weight,
+                       frac_neg=float((c == -1).sum()) / n_weight,
+                       wp=q.wp.item(), wn=q.wn.item(),
+                       weight_bits=float(2 * n_weight + 64 + 32 * n_bias))
+            adds, mults = dense_ternary_ops(m, c, positions[name])
+            row.update(ternary_adds=float(adds), ternary_mults=float(mults))
+        else:
+            row.update(weight_sparsity=float((m.weight == 0).sum()) / n_weight,
+                       frac_pos=math.nan, frac_neg=math.nan, wp=math.nan, wn=math.nan,
+                       weight_bits=float(32 * params), ternary_adds=math.nan,
+                       ternary_mults=math.nan)
+        row["fp_weight_bits"] = float(32 * params)
+        values = records[name].per_image_sparsity() if records is not None else np.zeros(0)
+        per_image_by_layer[name] = values
+        row.update(_percentile_cols(values))
+        ops = records[name].ops if records is not None else None
+        if ops is not None and ops.images:
+            per = ops.per_image()
+            row["effective_macs"] = float(per["effective_macs"])
+            row["effective_adds"] = math.nan if c is None else float(per["effective_adds"])
+            row["effective_mults"] = math.nan if c is None else float(per["effective_mults"])
+        else:
+            row.update(effective_macs=math.nan, effective_adds=math.nan, effective_mults=math.nan)
+        rows.append(row)
+    df = pd.DataFrame(rows)
+    energy = energy_columns(df, em, memory=memory, precision=precision)
+    df = pd.concat([df, energy], axis=1)
+    scale_ids = {id(m.quantizer.wp) for m in layers.values() if isinstance(m, TernaryLayerMixin)} | \
+        {id(m.quantizer.wn) for m in layers.values() if isinstance(m, TernaryLayerMixin)}
+    model_params = sum(p.numel() for p in model.parameters() if id(p) not in scale_ids)
+    network = _network(df, energy, arch_name, info, images, model_params)
+    meta = {
+        "arch": arch_name, "input_shape": list(input_shape), "device": str(device),
+        "images": images, "batches_limit": batches, "count_ops": bool(count_ops and data is not None),
+        "energy_model": em.raw, "memory": memory, "precision": precision,
+        "other_ops": dense.other_ops, "unsupported_ops": dense.unsupported_ops,
+        "conventions": CONVENTIONS, "checkpoint": info,
+        "torch": str(torch.__version__),
+    }
+    return Analysis(df, network, meta, _histograms(per_image_by_layer))
+
+
+def _histograms(per_image: dict[str, np.ndarray]) -> dict[str, Any]:
+    edges = np.linspace(0.0, 1.0, HIST_BINS + 1)
+    layers = {n: np.histogram(v, bins=edges)[0].tolist() for n, v in per_image.items() if v.size}
+    if not layers:
+        return {}
+    stacked = np.stack([v for v in per_image.values() if v.size])
+    network_mean = stacked.mean(axis=0)  # per image, unweighted over layers
+    return {"bin_edges": edges.tolist(), "layers": layers,
+            "network_mean": np.histogram(network_mean, bins=edges)[0].tolist()}
+
+
+def _sum(series: pd.Series) -> float | None:
+    if series.empty or series.isna().any():
+        return None
+    return float(series.sum())
+
+
+def _network(df: pd.DataFrame, energy: pd.DataFrame, arch, info, images,
+             model_params: int) -> dict[str, Any]:
+    tern = df[df["ternary"]]
+    fp = df[~df["ternary"]]
+    is_ternary = not tern.empty
+    net: dict[str, Any] = {
+        "arch": arch, "ternary": is_ternary, "layers": int(len(df)),
+        "ternary_layers": int(len(tern)),
+        "params": int(model_params),                 # all parameters but Wp/Wn (BN included)
+        "conv_linear_params": int(df["params"].sum()),
+        "weight_bits": float(df["weight_bits"].sum()),
+        "fp_weight_bits": float(df["fp_weight_bits"].sum()),
+        "macs": float(df["macs"].sum()),
+        "fp_layer_macs": float(fp["macs"].sum()),
+        "ternary_adds": _sum(tern["ternary_adds"]) if is_ternary else None,
+        "ternary_mults": _sum(tern["ternary_mults"]) if is_ternary else None,
+        "effective_adds": _sum(tern["effective_adds"]) if is_ternary and images else None,
+        "effective_mults": _sum(tern["effective_mults"]) if is_ternary and images else None,
+        "effective_macs": _sum(df["effective_macs"]) if images else None,
+        "images": int(images),
+    }
+    net["compression"] = net["fp_weight_bits"] / net["weight_bits"]
+    if is_ternary:
+        zeros = (tern["weight_sparsity"] * (tern["params"])).sum()
+        net["weight_sparsity"] = float(zeros / tern["params"].sum())
+    else:
+        net["weight_sparsity"] = None
+    if images:
+        net["act_sparsity_mean"] = float(df["act_sparsity"].mean())
+        net["act_sparsity_macs_weighted"] = float((df["act_sparsity"] * df["macs"]).sum() / df["macs"].sum())
+    else:
+        net["act_sparsity_mean"] = net["act_sparsity_macs_weighted"] = None
+    totals = scenario_totals(energy)
+    for col, value in totals.items():
+        net[col.replace("_pJ", "_uJ")] = None if value is None or math.isnan(value) else value / PJ_PER_UJ
+    for mode in ("dense", "measured"):
+        fp_total, tq_total = net.get(f"fp32_{mode}_total_uJ"), net.get(f"ttq_{mode}_total_uJ")
+        net[f"saving_{mode}"] = (fp_total / tq_total) if fp_total and tq_total else None
+    metrics = info.get("metrics") or {}
+    net["test_acc"] = metrics.get("test_acc")
+    return net
+
+
+__all__ = ["Analysis", "analyze", "SCENARIOS", "CONVENTIONS"]
