@@ -3,7 +3,7 @@ plain ``eval()`` pass over the same data, in one run.
 
     python benchmarks/analysis.py [--data-dir ../shared/data] [--checkpoint CKPT] [--device cpu]
 
-Each variant runs in its own fresh process (so peak memory is its own): a plain eval
+Each variant runs in its own fresh process, in alternating rounds (median time) (so peak memory is its own): a plain eval
 pass, ``analyze`` without measured operation counts, and the full ``analyze``.  Times
 exclude start-up and data loading (the decoded split is on the device before the clock
 starts); peak memory is the process's peak resident set (CPU) or peak allocated CUDA
@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import time
@@ -58,23 +59,29 @@ def main() -> None:
     p.add_argument("--data-dir", default=None)
     p.add_argument("--device", default="cpu")
     p.add_argument("--batch-size", type=int, default=256)
+    p.add_argument("--rounds", type=int, default=3,
+                   help="alternating rounds of the three variants; median time (default 3)")
     p.add_argument("--worker", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.worker:
         print(json.dumps(worker(args.worker, args.checkpoint, args.data_dir, args.device,
                                 args.batch_size)))
         return
-    results = {}
-    for variant in ("plain", "no_ops", "full"):
-        cmd = [sys.executable, __file__, "--worker", variant, "--checkpoint", args.checkpoint,
-               "--device", args.device, "--batch-size", str(args.batch_size)]
-        if args.data_dir:
-            cmd += ["--data-dir", args.data_dir]
-        out = subprocess.run(cmd, capture_output=True, text=True, check=True)
-        results[variant] = json.loads(out.stdout.strip().splitlines()[-1])
+    runs: dict[str, list[dict]] = {"plain": [], "no_ops": [], "full": []}
+    for _ in range(args.rounds):  # alternate, so slow spells of a shared machine hit all
+        for variant in runs:
+            cmd = [sys.executable, __file__, "--worker", variant, "--checkpoint", args.checkpoint,
+                   "--device", args.device, "--batch-size", str(args.batch_size)]
+            if args.data_dir:
+                cmd += ["--data-dir", args.data_dir]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            runs[variant].append(json.loads(out.stdout.strip().splitlines()[-1]))
+    results = {v: {"seconds": statistics.median(r["seconds"] for r in rs),
+                   "peak_MiB": max(r["peak_MiB"] for r in rs), "images": rs[0]["images"]}
+               for v, rs in runs.items()}
     base = results["plain"]
     print(f"ResNet-20 (ternary) over {base['images']} test images on {args.device}; "
-          f"each variant in a fresh process")
+          f"each variant in a fresh process; median of {args.rounds} alternating rounds")
     for variant, target in (("plain", None), ("no_ops", 1.3), ("full", 2.0)):
         r = results[variant]
         ratio = r["seconds"] / base["seconds"]

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .ternary_ops import MeasuredOps
+from .ternary_ops import FLOAT32_EXACT, MeasuredOps, indicator
 
 
 @dataclass
@@ -89,10 +89,15 @@ class ActivationProbe:
             x = args[0]
             n = x.shape[0]
             record.numel_per_image = x[0].numel()
-            per_image = x.reshape(n, -1)
-            record.add(per_image.shape[1] - torch.count_nonzero(per_image, dim=1))
-            if record.ops is not None:
-                record.ops.update(x)
+            # |x|.sign() summed in float is ~25x faster on CPU than count_nonzero(dim=1)
+            # or (x != 0).sum(1); float32 sums of 0/1 are exact below 2**24 per image
+            x_ind = indicator(x)
+            per_image = x_ind.reshape(n, -1)
+            exact = torch.float32 if per_image.shape[1] < FLOAT32_EXACT else torch.float64
+            nonzero = per_image.sum(dim=1, dtype=exact).round_().to(torch.int64)
+            record.add(per_image.shape[1] - nonzero)
+            if record.ops is not None:  # the same indicator serves the measured counts
+                record.ops.update(x, x_ind=x_ind)
         return hook
 
 

@@ -135,6 +135,24 @@ def _exact_float32(device: torch.device):
         torch.backends.cuda.matmul.allow_tf32 = old_matmul
 
 
+def _count_positive(t: torch.Tensor) -> int:
+    """Number of positive entries of an integer-valued float tensor with no negatives.
+
+    clamp(t, 0, 1) is its 0/1 indicator (clamp keeps its fast path on channels-last
+    tensors, where sign() does not); float32 sums per sample are exact (each below 2**24
+    entries) and are added in float64: about 10x faster on CPU than count_nonzero."""
+    ones = torch.clamp(t, 0, 1)
+    if t.dim() > 1 and t[0].numel() < FLOAT32_EXACT:
+        return int(ones.sum(dim=tuple(range(1, t.dim()))).sum(dtype=torch.float64))
+    return int(torch.count_nonzero(ones))
+
+
+def indicator(x: torch.Tensor) -> torch.Tensor:
+    """0/1 float32 indicator of ``x != 0``: |x| then sign, two cheap passes (faster than a
+    comparison followed by a dtype conversion); ``x`` itself is not modified."""
+    return torch.abs(x).to(torch.float32).sign_()
+
+
 class MeasuredOps:
     """Streams exact measured counts for one layer over input batches.
 
@@ -194,10 +212,10 @@ class MeasuredOps:
             codes = self.codes.to(device)
             pos = (codes > 0).float()
             neg = (codes < 0).float()
-            if self.single_conv:
-                self._weights[device] = (pos + float(self.base) * neg,)
-            else:
-                self._weights[device] = (pos, neg)
+            weights = (pos + float(self.base) * neg,) if self.single_conv else (pos, neg)
+            if self.kind == "conv":
+                weights = tuple(w.contiguous(memory_format=torch.channels_last) for w in weights)
+            self._weights[device] = weights
         return self._weights[device]
 
     def _op(self, x_ind: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
@@ -236,8 +254,10 @@ class MeasuredOps:
     # -- streaming ---------------------------------------------------------------------------
 
     @torch.no_grad()
-    def update(self, x: torch.Tensor) -> None:
+    def update(self, x: torch.Tensor, x_ind: torch.Tensor | None = None) -> None:
         """Add the counts of one input batch (the tensor the layer receives).
+
+        ``x_ind``: ``indicator(x)`` if the caller already computed it (saves a pass).
 
         ``x`` is ``(N, C, H, W)`` for a conv, ``(N, F)`` or ``(N, *, F)`` for a linear
         layer; any float dtype and device.  No tensor of ``x`` is kept.
@@ -252,7 +272,8 @@ class MeasuredOps:
         if x.shape[0] >= FLOAT32_EXACT:
             raise ValueError("batch too large for exact float32 counts: split it")
         device = x.device
-        x_ind = (x != 0).float()
+        if x_ind is None:
+            x_ind = indicator(x)
 
         # Linear in x_ind: (Σ_batch x_ind) · usage map, in int64 (exact for any total).
         usage = self._usage_maps(tuple(x.shape[1:]), device)
@@ -266,21 +287,25 @@ class MeasuredOps:
 
         weights = self._indicator_weights(device)
         B = self.base
+        if self.kind == "conv":
+            # channels-last convolutions are several times faster on CPU (oneDNN)
+            x_ind = x_ind.contiguous(memory_format=torch.channels_last)
         with _exact_float32(device):
             if self.single_conv:
-                # v = n+ + B·n−; int32 holds it exactly (v < 2**24, checked in __init__)
-                v = self._op(x_ind, weights[0]).round_().to(torch.int32)
+                # v = n+ + B·n−, integer-valued floats (< 2**24, checked in __init__);
+                # round_ removes any rounding noise of fast convolution algorithms
+                v = self._op(x_ind, weights[0]).round_()
                 del x_ind
-                has_n = int(torch.count_nonzero(v))                    # n > 0
-                has_neg = int(torch.count_nonzero(v >= B))             # n− > 0
-                has_pos = int(torch.count_nonzero(torch.remainder(v, B)))  # n+ > 0
+                has_n = _count_positive(v)                                      # n > 0
+                has_neg = _count_positive(torch.clamp(v - (B - 1), 0, 1))       # n− > 0
+                has_pos = _count_positive(torch.fmod(v, B))                     # n+ > 0
             else:
                 n_pos = self._op(x_ind, weights[0]).round_()
                 n_neg = self._op(x_ind, weights[1]).round_()
                 del x_ind
-                has_pos = int(torch.count_nonzero(n_pos))
-                has_neg = int(torch.count_nonzero(n_neg))
-                has_n = int(torch.count_nonzero(n_pos.add_(n_neg)))
+                has_pos = _count_positive(n_pos)
+                has_neg = _count_positive(n_neg)
+                has_n = _count_positive(n_pos.add_(n_neg))
         # Σ max(n − 1, 0) = Σ n − #(n > 0)
         self.effective_adds += sum_n - has_n
         self.effective_mults += has_pos + has_neg
