@@ -200,3 +200,20 @@ def test_analysis_leaves_model_unchanged():
     assert all(not m._forward_pre_hooks for n, m in model.named_modules()
                if isinstance(m, (nn.Conv2d, nn.Linear)))
     assert math.isfinite(analyze(model, device="cpu", progress=False).network["macs"])
+
+
+def test_torchscript_deprecation_warnings_are_silenced_and_nothing_else():
+    """fvcore traces with TorchScript, whose deprecation warnings are noise for users;
+    exactly those are silenced (a fresh process, so fvcore's import happens here)."""
+    import subprocess
+    import sys
+    code = ("import warnings; warnings.simplefilter('always')\n"
+            "from ttq_analysis import analyze\n"
+            "from ttq_core.models import build_model\n"
+            "analyze(build_model('resnet20'), device='cpu', progress=False)\n"
+            "warnings.warn('a user warning stays visible', UserWarning)\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert "is deprecated" not in result.stderr
+    assert "a user warning stays visible" in result.stderr
