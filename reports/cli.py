@@ -1,0 +1,183 @@
+"""``ttq-report``: analyse checkpoints on real data and render the HTML report with tables
+and figures (see ``ttq-report --help``)."""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+from pathlib import Path
+from typing import Sequence
+
+from ttq_core.errors import ConfigError, TTQError
+
+EPILOG = """\
+examples:
+  # one ternary checkpoint, measured on the whole CIFAR-10 test split
+  ttq-report runs/r20-ttq/best.pt --dataset cifar10 --data-dir ../shared/data
+
+  # pair it with its real FP checkpoint (accuracy and activations of the FP model)
+  ttq-report runs/r20-ttq/best.pt --baseline runs/r20-fp/best.pt --out reports/r20
+
+  # several networks in one Table 3; DRAM weights; a quick look on 1,000 images
+  ttq-report r20.pt r32.pt r44.pt --memory dram --limit-test 1000
+
+  # a plain third-party FP state_dict: its energy plus a "what if ternarized" estimate
+  ttq-report resnet20-12fdcd6e.th --arch resnet20
+
+outputs in --out (default reports/<checkpoint-stem>/): report.html (self-contained: open
+it offline or print it), table3_energy.{csv,tex,md}, layers_<network>.{csv,tex,md},
+cost_model.{csv,tex,md}, <network>_<figure>.{svg,png}, analysis.json (every number).
+The report is built aside and moved into place when complete.
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="ttq-report", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description="Measure checkpoints (dense MACs, ternary operations, weight and measured "
+                    "activation sparsity, energy under a stated cost model) and write an HTML "
+                    "report with Table-3-style FP32 vs ternary energy tables and the training "
+                    "history (sparsity evolution, Wp/Wn, gradient statistics).",
+        epilog=EPILOG)
+    p.add_argument("checkpoints", nargs="+", metavar="CKPT",
+                   help="toolkit checkpoints (FP or ternary) or plain state_dicts (with --arch)")
+    p.add_argument("--dataset", default="cifar10", choices=["cifar10"],
+                   help="data to measure activations on (default %(default)s)")
+    p.add_argument("--data-dir", default=None, metavar="PATH",
+                   help="data source (default: $TTQ_DATA_DIR, else the cache folder, "
+                        "downloading on first use)")
+    p.add_argument("--out", default=None, metavar="DIR",
+                   help="report folder (default reports/<first checkpoint stem>)")
+    p.add_argument("--energy-model", default="horowitz45", metavar="NAME|FILE",
+                   help="cost model: a shipped name or a JSON/TOML file (default %(default)s)")
+    p.add_argument("--memory", default="sram", choices=["sram", "dram"],
+                   help="where weights are read from once per inference (default %(default)s)")
+    p.add_argument("--batches", type=int, default=None, metavar="N",
+                   help="measure on at most N batches of 256 test images")
+    p.add_argument("--limit-test", type=int, default=None, metavar="N",
+                   help="measure on a fixed class-balanced subset of N test images")
+    p.add_argument("--baseline", default=None, metavar="FP_CKPT",
+                   help="the real FP checkpoint of the (first) ternary network")
+    p.add_argument("--arch", default=None, help="architecture of plain state_dict inputs")
+    p.add_argument("--what-if-threshold", type=float, default=0.05, metavar="T",
+                   help="for FP inputs: also estimate the network ternarized at this t "
+                        "(untrained; default %(default)s)")
+    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    p.add_argument("--json", default=None, metavar="FILE",
+                   help="also write the analysis results (JSON) to FILE")
+    p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    return p
+
+
+def _label(path: str, loaded) -> str:
+    stem = Path(path).stem
+    parent = Path(path).parent.name
+    base = f"{parent}/{stem}" if parent and stem in ("best", "last") else stem
+    return f"{base} ({loaded.arch}, {'TTQ' if loaded.is_ternary else 'FP'})"
+
+
+def run(args: argparse.Namespace) -> Path:
+    import torch
+    from ttq_analysis import analyze, load_energy_model
+    from ttq_core.checkpoint import load_model
+    from ttq_core.data import DeviceData, balanced_subset, load_cifar10
+    from ttq_core.quantize import ternarize
+
+    from .render import ReportInput, render_report
+
+    # Everything that can fail cheaply fails before any data or model work.
+    energy = load_energy_model(args.energy_model)
+    for name in ("batches", "limit_test"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+    loaded = [load_model(p, arch=args.arch) for p in args.checkpoints]
+    baseline = load_model(args.baseline, arch=args.arch) if args.baseline else None
+    if baseline is not None and baseline.is_ternary:
+        raise ConfigError(f"--baseline {args.baseline} is a ternary checkpoint; give the FP one")
+    out = Path(args.out) if args.out else Path("reports") / Path(args.checkpoints[0]).stem
+    device = torch.device(args.device) if args.device else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+
+    arrays = load_cifar10(args.data_dir, progress=not args.no_progress)
+    test_x, test_y = arrays.test.images, arrays.test.labels
+    if args.limit_test:
+        idx = balanced_subset(test_y, args.limit_test)
+        test_x, test_y = test_x[idx], test_y[idx]
+    train_mean, train_std = arrays.channel_stats()
+
+    def data_for(ld):
+        ckpt = ld.checkpoint if ld is not None else None
+        norm = (ckpt or {}).get("normalization") or {"mean": train_mean, "std": train_std}
+        return DeviceData(test_x, test_y, norm["mean"], norm["std"], device)
+
+    def measure(model, ld=None, path=None):
+        a = analyze(model, data=data_for(ld), energy_model=energy, batches=args.batches,
+                    device=device, memory=args.memory, progress=not args.no_progress)
+        if ld is not None:  # keep what the checkpoint says about itself
+            a.meta["checkpoint"] = _checkpoint_info(ld, path)
+            a.network["test_acc"] = ((ld.checkpoint or {}).get("metrics") or {}).get("test_acc")
+        return a
+
+    base_analysis = measure(baseline.model, baseline, args.baseline) if baseline else None
+    inputs = []
+    for path, ld in zip(args.checkpoints, loaded):
+        label = _label(path, ld)
+        a = measure(ld.model, ld, path)
+        if ld.is_ternary:
+            paired = base_analysis if (base_analysis is not None and not inputs) else None
+            inputs.append(ReportInput(label, a, paired))
+        else:
+            inputs.append(ReportInput(label, a))
+            what_if = ternarize(copy.deepcopy(ld.model), threshold=args.what_if_threshold)
+            w = measure(what_if, None)
+            w.meta["checkpoint"] = {"source": f"{path}, ternarized at t={args.what_if_threshold} "
+                                              f"(least-squares Wp/Wn, not trained)"}
+            inputs.append(ReportInput(
+                f"{label}: what if ternarized at t={args.what_if_threshold}", w, a,
+                note="An estimate: the FP weights ternarized at this threshold without any "
+                     "training, so its accuracy is unknown and its activations would change "
+                     "with fine-tuning."))
+    source = arrays.source
+    n_images = len(test_y) if args.batches is None else min(len(test_y), args.batches * 256)
+    description = (f"{n_images:,} images of the CIFAR-10 test split from {source}"
+                   + (" (fixed class-balanced subset)" if args.limit_test else ""))
+    jpeg_note = None
+    if "jpeg" in source.lower() or "jpg" in source.lower():
+        jpeg_note = ("This data is the lossy JPEG copy of CIFAR-10 (quality 75, 4:2:0), not the "
+                     "original: accuracies are lower than on the original and comparable only "
+                     "with runs on the same data.")
+    html = render_report(inputs, out, data_description=description, jpeg_note=jpeg_note,
+                         title=args.title, json_copy=args.json)
+    from .tables import summary_text
+    print(summary_text([(i.label, i.analysis) for i in inputs]))
+    print(f"report: {html}")
+    return html
+
+
+def _checkpoint_info(ld, path) -> dict:
+    info = {"source": str(path), "source_format": ld.source_format}
+    for key in ("dataset", "normalization", "quant", "metrics", "history", "train_config",
+                "data_source", "device", "software"):
+        if ld.checkpoint and key in ld.checkpoint:
+            info[key] = ld.checkpoint[key]
+    return info
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        run(args)
+    except TTQError as e:
+        print(f"ttq-report: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("ttq-report: interrupted; no report was written", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,174 @@
+"""Analysis results → report structure → files: ``report.html`` (self-contained: CSS and
+SVG figures inline), tables as CSV/LaTeX/Markdown, figures as SVG/PNG, ``analysis.json``.
+
+Nothing here runs a model: everything comes from :class:`ttq_analysis.Analysis` objects.
+The report is built in a temporary folder beside the destination and moved into place
+at the end, so a failure never leaves a half-written report (an older report at the
+destination stays until the new one is complete).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import json
+import os
+import re
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from markupsafe import Markup
+
+from ttq_analysis import Analysis
+from ttq_core import __version__
+from ttq_core.io import atomic_write_text
+
+from . import figures as F
+from . import tables as T
+from .templating import environment
+
+RULE_MEANING = {"threshold": "t in Δ = t·max|w|", "sparsity": "target fraction of zero weights r",
+                "mixed": "see each layer"}
+
+
+@dataclass
+class ReportInput:
+    """One network of the report: its analysis and, optionally, its real FP baseline."""
+
+    label: str
+    analysis: Analysis
+    baseline: Analysis | None = None
+    note: str | None = None
+
+
+def slugify(text: str) -> str:
+    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
+    return slug or "network"
+
+
+def _summary(inp: ReportInput) -> dict[str, Any]:
+    net = inp.analysis.network
+    base = inp.baseline.network if inp.baseline is not None else None
+    fp_src = base if base is not None else net
+    out = {"label": inp.label, "test_acc": net.get("test_acc"),
+           "fp_test_acc": base.get("test_acc") if base is not None else None,
+           "weight_bits": net["weight_bits"], "fp_weight_bits": net["fp_weight_bits"],
+           "compression": net["compression"], "weight_sparsity": net.get("weight_sparsity"),
+           "act_sparsity_mean": net.get("act_sparsity_mean"),
+           "act_sparsity_macs_weighted": net.get("act_sparsity_macs_weighted"),
+           "images": net.get("images", 0), "note": inp.note}
+    for mode in ("dense", "measured"):
+        fp_total = fp_src.get(f"fp32_{mode}_total_uJ")
+        tq_total = net.get(f"ttq_{mode}_total_uJ")
+        out[f"fp32_{mode}"] = fp_total
+        out[f"ttq_{mode}"] = tq_total
+        out[f"saving_{mode}"] = fp_total / tq_total if fp_total and tq_total else None
+    return out
+
+
+def _quant(analysis: Analysis) -> dict | None:
+    q = (analysis.meta.get("checkpoint") or {}).get("quant")
+    if not q:
+        return None
+    return {"rule": q.get("rule"), "rule_meaning": RULE_MEANING.get(q.get("rule"), q.get("rule")),
+            "fp_layers": q.get("fp_layers", []),
+            "layers": [{"layer": n, "rule": spec["rule"], "value": spec["value"]}
+                       for n, spec in q.get("layers", {}).items()]}
+
+
+def _history(analysis: Analysis):
+    return (analysis.meta.get("checkpoint") or {}).get("history")
+
+
+def render_report(inputs: list[ReportInput], out_dir: str | os.PathLike, *,
+                  data_description: str, jpeg_note: str | None = None,
+                  title: str | None = None, json_copy: str | os.PathLike | None = None) -> Path:
+    """Write the whole report to ``out_dir`` (replaced atomically); return report.html."""
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        _write_report(inputs, tmp, data_description, jpeg_note, title)
+        if json_copy is not None:
+            shutil.copyfile(tmp / "analysis.json", json_copy)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir / "report.html"
+
+
+def _replace_dir(new: Path, dest: Path) -> None:
+    old = None
+    if dest.exists():
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
+        os.replace(dest, old)
+    os.replace(new, dest)
+    if old is not None:
+        shutil.rmtree(old, ignore_errors=True)
+
+
+def _write_report(inputs: list[ReportInput], folder: Path, data_description: str,
+                  jpeg_note: str | None, title: str | None) -> None:
+    entries = [(i.label, i.analysis) for i in inputs]
+    baseline = {i.label: i.baseline for i in inputs if i.baseline is not None}
+    table3 = T.table3(entries, baseline or None)
+    T.export(table3, folder)
+    first = inputs[0].analysis
+    cost = T.cost_model_table(first)
+    T.export(cost, folder)
+    figure_no = 0
+    networks = []
+    for inp in inputs:
+        a = inp.analysis
+        slug = slugify(inp.label)
+        layer_tab = dataclasses.replace(T.layer_table(a), name=f"layers_{slug}")
+        T.export(layer_tab, folder)
+        figs, hist_figs = [], []
+        for spec in F.all_figures(a):
+            spec = dataclasses.replace(spec, name=f"{slug}_{spec.name}")
+            F.save(spec, folder)
+            figure_no += 1
+            item = {"name": spec.name, "svg": Markup(F.to_svg(spec.fig, id_prefix=spec.name)), "caption": spec.caption,
+                    "number": figure_no}
+            (hist_figs if _is_history(spec.name) else figs).append(item)
+        history = _history(a)
+        networks.append({
+            "label": inp.label, "slug": slug, "arch": a.meta.get("arch"),
+            "source": (a.meta.get("checkpoint") or {}).get("source", "in-memory model"),
+            "layer_table": T.to_html(layer_tab), "figures": figs, "history_figures": hist_figs,
+            "history_note": ("This checkpoint carries no training history (a plain state_dict "
+                             "or an in-memory model), so sparsity evolution, scales and "
+                             "training curves cannot be shown." if not history else
+                             "No history figure applies to this network."),
+            "quant": _quant(a), "unsupported_ops": a.meta.get("unsupported_ops", {}),
+            "other_ops": a.meta.get("other_ops", {}),
+        })
+    context = {
+        "title": title or "TTQ efficiency report: " + ", ".join(i.label for i in inputs),
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": __version__, "torch_version": str(torch.__version__),
+        "networks": networks, "summary": [_summary(i) for i in inputs],
+        "table3": T.to_html(table3), "cost_model": T.to_html(cost),
+        "conventions": first.meta.get("conventions", {}),
+        "memory": first.meta.get("memory", "sram"), "precision": first.meta.get("precision", "fp32"),
+        "data": {"description": data_description, "jpeg_note": jpeg_note},
+    }
+    html = environment().get_template("report.html.j2").render(**context)
+    atomic_write_text(folder / "report.html", html)
+    summary = {"format": "ttq-report", "networks": [
+        {"label": i.label, "analysis": i.analysis.to_dict(),
+         "baseline": i.baseline.to_dict() if i.baseline is not None else None} for i in inputs]}
+    atomic_write_text(folder / "analysis.json", json.dumps(summary, indent=1, allow_nan=False))
+
+
+HISTORY_FIGURES = ("sparsity_evolution", "scales_evolution", "training_curves",
+                   "gradient_multipliers")
+
+
+def _is_history(name: str) -> bool:
+    return any(name.endswith(h) for h in HISTORY_FIGURES)

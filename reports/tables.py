@@ -1,0 +1,560 @@
+"""Paper tables built from :class:`ttq_analysis.Analysis` objects, and their exports.
+
+A :class:`Table` holds the numbers (a DataFrame of raw floats, units in every column
+name), a caption generated from the data (what, which models, which data, units and
+assumptions), and display formats.  Builders never run a model: they only read
+``analysis.network``, ``analysis.layers`` and ``analysis.meta``.
+
+Builders:
+
+* :func:`table3`: the TTQ paper's Table 3 layout, one row block per network, an
+  ``FP32`` row and (for a ternary network) a ``TTQ`` row side by side;
+* :func:`layer_table`: one row per conv/linear layer;
+* :func:`cost_model_table`: every number of the energy cost model with unit and source.
+
+Exports: :func:`export` (CSV with full precision, booktabs LaTeX, Markdown; atomic
+writes), :func:`to_html` (an escaped ``<table>``), :func:`summary_text` (terminal).
+
+All counts and energies are per inference of one input (see ``ttq_analysis``).
+Missing values (an accuracy not recorded, activations not measured, a column that does
+not apply) are NaN in the data and shown as an en dash.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Sequence
+
+import numpy as np
+import pandas as pd
+from markupsafe import Markup, escape
+
+from ttq_analysis.analysis import Analysis
+from ttq_analysis.energy import SCENARIOS
+from ttq_core.errors import ConfigError
+from ttq_core.io import atomic_write_text
+
+__all__ = ["Table", "table3", "layer_table", "cost_model_table", "export", "to_html",
+           "to_latex", "to_markdown", "summary_text", "format_value", "MISSING"]
+
+MISSING = "\u2013"  # en dash shown for NaN / None
+_LATEX_MISSING = "--"
+
+# display formats shared by the builders
+_COUNT = "{:,.0f}"
+_FRACTION = "{:.3f}"
+_ACC = "{:.4f}"
+_UJ = "{:.2f}"
+_PJ = "{:,.0f}"
+_RATIO = "{:.2f}"
+_SCALE = "{:.4f}"
+
+
+@dataclass
+class Table:
+    """A table ready to render.
+
+    ``name`` is the file stem (``table3_energy``) and LaTeX label (``tab:<name>``);
+    ``df`` holds raw numbers (never formatted strings); ``formats`` maps a column to a
+    Python format spec used for display only; ``group_by`` optionally names a column whose
+    change of value starts a new row block (a rule in LaTeX, a group class in HTML).
+    """
+
+    name: str
+    title: str
+    df: pd.DataFrame
+    caption: str
+    formats: dict[str, str] = field(default_factory=dict)
+    group_by: str | None = None
+
+
+# ----------------------------------------------------------------------------- helpers
+
+def _num(value: Any) -> float:
+    """A network value as a float; None (not recorded / not applicable) becomes NaN."""
+    if value is None:
+        return math.nan
+    return float(value)
+
+
+def _ratio(numerator: float, denominator: float) -> float:
+    if math.isnan(numerator) or math.isnan(denominator) or denominator == 0:
+        return math.nan
+    return numerator / denominator
+
+
+def _is_missing(value: Any) -> bool:
+    if value is None or value is pd.NA:
+        return True
+    return isinstance(value, (float, np.floating)) and math.isnan(value)
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, numbers.Number) and not isinstance(value, (bool, np.bool_))
+
+
+def format_value(value: Any, spec: str | None = None, missing: str = MISSING) -> str:
+    """One cell for display: NaN/None -> ``missing``; bools -> yes/no; numbers through
+    ``spec`` (a ``str.format`` spec such as ``"{:,.0f}"``, default ``"{:g}"``)."""
+    if _is_missing(value):
+        return missing
+    if isinstance(value, (bool, np.bool_)):
+        return "yes" if value else "no"
+    if _is_number(value):
+        return (spec or "{:g}").format(value)
+    return str(value)
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
+
+
+def _join(items: Iterable[str]) -> str:
+    items = list(dict.fromkeys(items))  # unique, in order
+    if len(items) <= 1:
+        return "".join(items)
+    return ", ".join(items[:-1]) + " and " + items[-1]
+
+
+def _energy_model_name(a: Analysis) -> str:
+    return str((a.meta.get("energy_model") or {}).get("name", "unknown"))
+
+
+def _data_phrase(a: Analysis) -> str:
+    images = int(a.meta.get("images") or 0)
+    dataset = (a.meta.get("checkpoint") or {}).get("dataset") or "an unrecorded dataset"
+    if images == 0:
+        return f"no images of {dataset} (measured columns are empty)"
+    return f"{_plural(images, 'image')} of {dataset}"
+
+
+def _assumptions(analyses: Sequence[Analysis]) -> str:
+    models = _join(_energy_model_name(a) for a in analyses)
+    memory = _join(str(a.meta.get("memory", "unknown")).upper() for a in analyses)
+    precision = _join(str(a.meta.get("precision", "fp32")).upper() for a in analyses)
+    return (f"Energy cost model {models}; weights read once per inference from {memory}; "
+            f"activations stay {precision} (ternary additions and multiplications cost "
+            f"{precision} operations); bias, batch norm, activation functions and activation "
+            f"memory traffic not counted.")
+
+
+def _analysis_name(a: Analysis) -> str:
+    source = (a.meta.get("checkpoint") or {}).get("source")
+    arch = a.meta.get("arch") or a.network.get("arch") or "model"
+    if source and source != "module":
+        return f"{arch} ({Path(str(source)).name})"
+    return str(arch)
+
+
+# ----------------------------------------------------------------------------- table 3
+
+TABLE3_COLUMNS = (
+    "network", "precision", "test_acc", "params", "weight_bits", "macs", "ternary_adds",
+    "ternary_mults", "weight_sparsity", "act_sparsity", "compute_dense_uJ", "memory_uJ",
+    "total_dense_uJ", "compute_measured_uJ", "total_measured_uJ", "saving_dense",
+    "saving_measured",
+)
+
+TABLE3_FORMATS = {
+    "test_acc": _ACC, "params": _COUNT, "weight_bits": _COUNT, "macs": _COUNT,
+    "ternary_adds": _COUNT, "ternary_mults": _COUNT, "weight_sparsity": _FRACTION,
+    "act_sparsity": _FRACTION, "compute_dense_uJ": _UJ, "memory_uJ": "{:.3f}",
+    "total_dense_uJ": _UJ, "compute_measured_uJ": _UJ, "total_measured_uJ": _UJ,
+    "saving_dense": _RATIO, "saving_measured": _RATIO,
+}
+
+
+def _energy(net: dict, scenario: str) -> dict[str, float]:
+    """The five energy columns (µJ) of a row from ``{scenario}_{dense,measured}_*`` values."""
+    return {
+        "compute_dense_uJ": _num(net.get(f"{scenario}_dense_compute_uJ")),
+        "memory_uJ": _num(net.get(f"{scenario}_dense_memory_uJ")),
+        "total_dense_uJ": _num(net.get(f"{scenario}_dense_total_uJ")),
+        "compute_measured_uJ": _num(net.get(f"{scenario}_measured_compute_uJ")),
+        "total_measured_uJ": _num(net.get(f"{scenario}_measured_total_uJ")),
+    }
+
+
+def _fp_row(label: str, a: Analysis, *, own_model: bool) -> dict[str, Any]:
+    """The FP32 row: ``a`` is either the FP checkpoint itself (``own_model``) or a ternary
+    network whose FP twin (same architecture, this network's activations) is counted."""
+    net = a.network
+    return {
+        "network": label, "precision": "FP32",
+        "test_acc": _num(net.get("test_acc")) if own_model else math.nan,
+        "params": _num(net.get("params")),
+        "weight_bits": _num(net.get("fp_weight_bits")),
+        "macs": _num(net.get("macs")),
+        "ternary_adds": math.nan, "ternary_mults": math.nan,
+        "weight_sparsity": math.nan,  # defined for ternary layers only
+        "act_sparsity": _num(net.get("act_sparsity_macs_weighted")),
+        **_energy(net, "fp32"),
+        "saving_dense": math.nan, "saving_measured": math.nan,
+    }
+
+
+def _ttq_row(label: str, a: Analysis, fp_row: dict[str, Any]) -> dict[str, Any]:
+    net = a.network
+    row = {
+        "network": label, "precision": "TTQ",
+        "test_acc": _num(net.get("test_acc")),
+        "params": _num(net.get("params")),
+        "weight_bits": _num(net.get("weight_bits")),
+        "macs": _num(net.get("macs")),
+        "ternary_adds": _num(net.get("ternary_adds")),
+        "ternary_mults": _num(net.get("ternary_mults")),
+        "weight_sparsity": _num(net.get("weight_sparsity")),
+        "act_sparsity": _num(net.get("act_sparsity_macs_weighted")),
+        **_energy(net, "ttq"),
+    }
+    # like with like: FP32 dense vs TTQ dense, FP32 measured vs TTQ measured
+    row["saving_dense"] = _ratio(fp_row["total_dense_uJ"], row["total_dense_uJ"])
+    row["saving_measured"] = _ratio(fp_row["total_measured_uJ"], row["total_measured_uJ"])
+    return row
+
+
+def _check_baseline(label: str, tern: Analysis, fp: Analysis) -> None:
+    if fp.network.get("ternary"):
+        raise ConfigError(f"table3: baseline[{label!r}] is a ternary analysis; pass the analysis "
+                          f"of the full-precision checkpoint")
+    for what, get in (("energy model", _energy_model_name),
+                      ("memory level", lambda a: a.meta.get("memory")),
+                      ("precision", lambda a: a.meta.get("precision")),
+                      ("architecture", lambda a: a.meta.get("arch") or a.network.get("arch"))):
+        mine, theirs = get(tern), get(fp)
+        if mine is not None and theirs is not None and mine != theirs:
+            raise ConfigError(f"table3: {label!r} uses {what} {mine!r} but its baseline uses "
+                              f"{theirs!r}; analyse both with the same {what} so the savings "
+                              f"compare like with like")
+
+
+def table3(entries: Sequence[tuple[str, Analysis]],
+           baseline: dict[str, Analysis] | None = None, *,
+           name: str = "table3_energy") -> Table:
+    """The TTQ paper's Table 3 layout: per network an ``FP32`` row and, for a ternary
+    network, a ``TTQ`` row, with accuracy, sizes, operation counts, sparsities, energies
+    (µJ per inference of one input) and savings.
+
+    ``entries`` are ``(label, analysis)`` pairs; ``baseline`` maps a label to the analysis
+    of that network's real FP checkpoint.  With a baseline the FP32 row is that model
+    (its accuracy, its own measured activations, its energy) and the savings compare with
+    it; without, the FP32 row is the same architecture counted in FP32 with the ternary
+    network's activations (accuracy unknown: NaN).  ``saving_dense`` = FP32
+    ``total_dense_uJ`` / TTQ ``total_dense_uJ``, ``saving_measured`` likewise with measured
+    activations.  An FP-only analysis gives one FP32 row with its own energy.
+    """
+    entries = list(entries)
+    if not entries:
+        raise ConfigError("table3: no entries; pass a list of (label, Analysis) pairs")
+    baseline = dict(baseline or {})
+    labels = [label for label, _ in entries]
+    unknown = [key for key in baseline if key not in labels]
+    if unknown:
+        raise ConfigError(f"table3: baseline label {unknown[0]!r} matches no entry; "
+                          f"entry labels: {', '.join(map(repr, labels))}")
+    rows: list[dict[str, Any]] = []
+    used: list[Analysis] = []
+    twin_labels, baseline_labels, fp_only_labels = [], [], []
+    for label, a in entries:
+        if not isinstance(a, Analysis):
+            raise ConfigError(f"table3: entry {label!r} is a {type(a).__name__}, not an Analysis")
+        used.append(a)
+        if not a.network.get("ternary"):
+            if label in baseline:
+                raise ConfigError(f"table3: {label!r} is already a full-precision analysis; "
+                                  f"drop its baseline")
+            rows.append(_fp_row(label, a, own_model=True))
+            fp_only_labels.append(label)
+            continue
+        fp = baseline.get(label)
+        if fp is not None:
+            _check_baseline(label, a, fp)
+            fp_row = _fp_row(label, fp, own_model=True)
+            used.append(fp)
+            baseline_labels.append(label)
+        else:
+            fp_row = _fp_row(label, a, own_model=False)
+            twin_labels.append(label)
+        rows.extend([fp_row, _ttq_row(label, a, fp_row)])
+    df = pd.DataFrame(rows, columns=list(TABLE3_COLUMNS))
+    return Table(name=name, title="Accuracy, size, operations and energy: FP32 vs TTQ",
+                 df=df, caption=_table3_caption(entries, baseline, twin_labels,
+                                                baseline_labels, fp_only_labels, used),
+                 formats=dict(TABLE3_FORMATS), group_by="network")
+
+
+def _table3_caption(entries, baseline, twin_labels, baseline_labels, fp_only_labels,
+                    used) -> str:
+    parts = [f"Test accuracy (fraction), parameters, weight storage (bits), dense MACs, "
+             f"ternary additions and multiplications (dense activations), weight sparsity "
+             f"(fraction of zero weights in ternary layers), MAC-weighted activation sparsity "
+             f"and energy in \u00b5J per inference of one input, FP32 and TTQ rows side by side, "
+             f"for {_join(label for label, _ in entries)}."]
+    data = []
+    for label, a in entries:
+        data.append((label, _data_phrase(a)))
+        if label in baseline:
+            data.append((f"{label} FP32 baseline", _data_phrase(baseline[label])))
+    if len({phrase for _, phrase in data}) == 1:
+        parts.append(f"Activations measured on {data[0][1]}"
+                     + (" for every model." if len(data) > 1 else "."))
+    else:
+        parts.append("Activations measured on " + "; ".join(f"{phrase} ({who})"
+                                                             for who, phrase in data) + ".")
+    if baseline_labels:
+        parts.append(f"FP32 rows of {_join(baseline_labels)}: the trained full-precision "
+                     f"checkpoint with its own accuracy and measured activations.")
+    if twin_labels:
+        parts.append(f"FP32 rows of {_join(twin_labels)}: the same architecture counted in "
+                     f"FP32 with the ternary network's own activations (no FP accuracy).")
+    if fp_only_labels:
+        parts.append(f"{_join(fp_only_labels)}: full-precision network only.")
+    parts.append("Energy columns: dense = every MAC or ternary operation computed (the "
+                 "paper's assumption), measured = operations with a zero input skipped on the "
+                 "real inputs; memory_uJ = weight reads (the same under both assumptions). "
+                 "Savings = FP32 total / TTQ total under the same activation assumption.")
+    parts.append(_assumptions(used))
+    return " ".join(parts)
+
+
+# ----------------------------------------------------------------------------- layer table
+
+LAYER_COLUMNS = (
+    "layer", "kind", "ternary", "params", "macs", "weight_sparsity", "frac_pos", "frac_neg",
+    "wp", "wn", "act_sparsity", "ternary_adds", "effective_adds",
+    *(f"{s}_total_pJ" for s in SCENARIOS),
+)
+
+
+def layer_table(analysis: Analysis, *, name: str = "layers") -> Table:
+    """One row per conv/linear layer (module order): sizes, weight and activation
+    sparsity, Wp/Wn, ternary additions (dense and measured) and the total energy of each
+    scenario in pJ per inference of one input."""
+    missing = [c for c in LAYER_COLUMNS if c not in analysis.layers.columns]
+    if missing:
+        raise ConfigError(f"layer_table: the analysis lacks layer column(s) {', '.join(missing)}; "
+                          f"re-run ttq_analysis.analyze with this toolkit version")
+    df = analysis.layers.loc[:, list(LAYER_COLUMNS)].reset_index(drop=True).copy()
+    for col in ("layer", "kind"):
+        df[col] = df[col].astype(object)
+    formats = {"params": _COUNT, "macs": _COUNT, "weight_sparsity": _FRACTION,
+               "frac_pos": _FRACTION, "frac_neg": _FRACTION, "wp": _SCALE, "wn": _SCALE,
+               "act_sparsity": _FRACTION, "ternary_adds": _COUNT, "effective_adds": _COUNT,
+               **{f"{s}_total_pJ": _PJ for s in SCENARIOS}}
+    who = _analysis_name(analysis)
+    caption = (f"Per-layer breakdown of {who} ({len(df)} conv/linear layers, PyTorch module "
+               f"names), activations measured over {_data_phrase(analysis)}. weight_sparsity, "
+               f"frac_pos, frac_neg: fractions of zero, positive and negative ternary weights "
+               f"(FP layers: fraction of zero weights); wp, wn: trained ternary scales; "
+               f"act_sparsity: fraction of zeros in the layer's input, mean over images; "
+               f"ternary_adds: additions with dense activations, effective_adds: additions "
+               f"with the measured activations; *_total_pJ: compute + weight-memory energy in "
+               f"pJ per inference of one input (fp32 = FP twin, ttq = ternary network; dense "
+               f"vs measured activations). NaN: not applicable (FP layer) or not measured. "
+               + _assumptions([analysis]))
+    return Table(name=name, title=f"Per-layer analysis: {who}", df=df, caption=caption,
+                 formats=formats)
+
+
+# ----------------------------------------------------------------------------- cost model
+
+def cost_model_table(analysis: Analysis, *, name: str = "cost_model") -> Table:
+    """Every number of the analysis's energy cost model (``meta["energy_model"]``, as
+    embedded at analysis time) with its unit and source; ``used`` marks the numbers that
+    enter this analysis's energies (the precision's add/mult and the memory level)."""
+    raw = analysis.meta.get("energy_model")
+    if not isinstance(raw, dict) or "ops" not in raw:
+        raise ConfigError("cost_model_table: the analysis carries no energy model "
+                          "(meta['energy_model']); re-run ttq_analysis.analyze")
+    precision = str(analysis.meta.get("precision", "fp32"))
+    memory = analysis.meta.get("memory")
+    rows = []
+    for op, spec in raw.get("ops", {}).items():
+        rows.append({"quantity": op.replace("_", " "), "value_pJ": float(spec["pJ"]),
+                     "per": "operation", "used": op in (f"{precision}_add", f"{precision}_mult"),
+                     "source": spec.get("source", "")})
+    for level, spec in raw.get("memory", {}).items():
+        rows.append({"quantity": f"{level.upper()} read", "value_pJ": float(spec["pJ_per_32bit"]),
+                     "per": "32-bit access", "used": level == memory,
+                     "source": spec.get("source", "")})
+    for size, spec in (raw.get("cache_pJ_per_64bit") or {}).items():
+        rows.append({"quantity": f"{size} cache read", "value_pJ": float(spec["pJ"]),
+                     "per": "64-bit access", "used": False, "source": spec.get("source", "")})
+    df = pd.DataFrame(rows, columns=["quantity", "value_pJ", "per", "used", "source"])
+    df["used"] = df["used"].astype(bool)
+    model_name = raw.get("name", "unknown")
+    description = str(raw.get("description", "")).strip()
+    caption = (f"Energy cost model {model_name}"
+               + (f" ({description.rstrip('.')})" if description else "")
+               + f": energy in pJ per operation or per memory access, each with its source. "
+               f"used = enters the energies of {_analysis_name(analysis)}: {precision} "
+               f"addition and multiplication (one MAC = one of each), weights read from "
+               f"{str(memory).upper()} once per inference. Cache figures are informational.")
+    return Table(name=name, title=f"Energy cost model: {model_name}", df=df, caption=caption,
+                 formats={"value_pJ": "{:g}"})
+
+
+# ----------------------------------------------------------------------------- rendering
+
+def _cells(table: Table, missing: str = MISSING) -> list[list[str]]:
+    cols = list(table.df.columns)
+    return [[format_value(v, table.formats.get(c), missing) for c, v in zip(cols, row)]
+            for row in table.df.itertuples(index=False, name=None)]
+
+
+def _numeric_columns(table: Table) -> set[str]:
+    return {c for c in table.df.columns
+            if pd.api.types.is_numeric_dtype(table.df[c]) and not pd.api.types.is_bool_dtype(table.df[c])}
+
+
+def _group_starts(table: Table) -> list[bool]:
+    """True where a new row block starts (the ``group_by`` value changes)."""
+    if table.group_by is None or table.group_by not in table.df.columns:
+        return [False] * len(table.df)
+    values = list(table.df[table.group_by])
+    return [i > 0 and values[i] != values[i - 1] for i in range(len(values))]
+
+
+_LATEX_SPECIAL = {
+    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
+    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
+    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
+    "\u00b5": r"\textmu{}", "\u00d7": r"$\times$", "\u2013": "--", "\u2014": "---",
+}
+
+
+def latex_escape(text: str) -> str:
+    """Escape LaTeX special characters (``_ % & $ # { } ~ ^ \\``) and map µ × – —."""
+    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
+
+
+def to_latex(table: Table) -> str:
+    """A booktabs ``table`` environment (needs ``\\usepackage{booktabs}``; ``\\textmu`` needs
+    textcomp, built into LaTeX since 2020): caption, label ``tab:<name>``, numbers formatted
+    with ``table.formats``, text escaped, a ``\\midrule`` between row blocks."""
+    cols = list(table.df.columns)
+    numeric = _numeric_columns(table)
+    align = "".join("r" if c in numeric else "l" for c in cols)
+    lines = [
+        "% generated by reports.tables; needs \\usepackage{booktabs}",
+        "\\begin{table}[htbp]",
+        "\\centering",
+        f"\\caption{{{latex_escape(table.title)}. {latex_escape(table.caption)}}}",
+        f"\\label{{tab:{table.name}}}",
+        f"\\begin{{tabular}}{{{align}}}",
+        "\\toprule",
+        " & ".join(latex_escape(c) for c in cols) + " \\\\",
+        "\\midrule",
+    ]
+    for starts, row in zip(_group_starts(table), _cells(table, _LATEX_MISSING)):
+        if starts:
+            lines.append("\\midrule")
+        lines.append(" & ".join(latex_escape(cell) if cell != _LATEX_MISSING else cell
+                                for cell in row) + " \\\\")
+    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
+    return "\n".join(lines)
+
+
+def _md_escape(text: str) -> str:
+    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
+
+
+def to_markdown(table: Table) -> str:
+    """A Markdown pipe table (numbers formatted and right-aligned) after its title and caption."""
+    cols = list(table.df.columns)
+    numeric = _numeric_columns(table)
+    lines = [f"**{_md_escape(table.title)}.** {_md_escape(table.caption)}", "",
+             "| " + " | ".join(_md_escape(c) for c in cols) + " |",
+             "| " + " | ".join("---:" if c in numeric else "---" for c in cols) + " |"]
+    for row in _cells(table):
+        lines.append("| " + " | ".join(_md_escape(cell) for cell in row) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def _data_value(value: Any) -> str:
+    if _is_missing(value):
+        return "NaN"
+    if isinstance(value, np.generic):
+        value = value.item()
+    return repr(value)
+
+
+def to_html(table: Table) -> Markup:
+    """An HTML ``<table>`` with ``<caption>``, ``<thead>`` and ``<tbody>``.  Numbers are
+    formatted with ``table.formats``; each numeric ``<td>`` has class ``num`` and a
+    ``data-value`` attribute with the raw number's repr (``NaN`` when missing); every text
+    is HTML-escaped."""
+    cols = list(table.df.columns)
+    numeric = _numeric_columns(table)
+    out = [Markup('<table class="ttq-table" id="{}">').format(table.name),
+           Markup("<caption><strong>{}.</strong> {}</caption>").format(table.title, table.caption),
+           Markup("<thead><tr>")]
+    for c in cols:
+        cls = Markup(' class="num"') if c in numeric else Markup("")
+        out.append(Markup('<th scope="col"{}>{}</th>').format(cls, escape(c)))
+    out.append(Markup("</tr></thead><tbody>"))
+    starts = _group_starts(table)
+    for i, row in enumerate(table.df.itertuples(index=False, name=None)):
+        out.append(Markup('<tr class="group-start">') if starts[i] else Markup("<tr>"))
+        for c, v in zip(cols, row):
+            text = format_value(v, table.formats.get(c))
+            if c in numeric:
+                out.append(Markup('<td class="num" data-value="{}">{}</td>').format(_data_value(v), text))
+            else:
+                out.append(Markup("<td>{}</td>").format(escape(text)))
+        out.append(Markup("</tr>"))
+    out.append(Markup("</tbody></table>"))
+    return Markup("\n").join(out)
+
+
+def export(table: Table, folder: str | os.PathLike) -> dict[str, Path]:
+    """Write ``<name>.csv`` (raw numbers, full precision, NaN empty), ``<name>.tex``
+    (booktabs) and ``<name>.md`` into ``folder`` (created if needed), each atomically;
+    return ``{"csv": path, "tex": path, "md": path}``."""
+    folder = Path(folder)
+    paths = {ext: folder / f"{table.name}.{ext}" for ext in ("csv", "tex", "md")}
+    atomic_write_text(paths["csv"], table.df.to_csv(index=False, lineterminator="\n"))
+    atomic_write_text(paths["tex"], to_latex(table))
+    atomic_write_text(paths["md"], to_markdown(table))
+    return paths
+
+
+# ----------------------------------------------------------------------------- terminal
+
+def summary_text(entries: Sequence[tuple[str, Analysis]]) -> str:
+    """A plain-text summary for the terminal: per network its accuracy, weight storage,
+    dense MACs, energy (µJ per inference) in the four scenarios and the savings of TTQ over
+    its FP32 twin counted with the same activations."""
+    header = ["network", "acc %", "weights Mbit", "MACs M", "fp32 dense uJ", "fp32 meas uJ",
+              "ttq dense uJ", "ttq meas uJ", "saving dense", "saving meas"]
+    rows = []
+    for label, a in entries:
+        net = a.network
+        acc = _num(net.get("test_acc"))
+        rows.append([
+            str(label),
+            format_value(acc * 100, "{:.2f}"),
+            format_value(_num(net.get("weight_bits")) / 1e6, "{:.2f}"),
+            format_value(_num(net.get("macs")) / 1e6, "{:.2f}"),
+            *(format_value(_num(net.get(f"{s}_total_uJ")), "{:.2f}") for s in SCENARIOS),
+            format_value(_num(net.get("saving_dense")), "{:.2f}x"),
+            format_value(_num(net.get("saving_measured")), "{:.2f}x"),
+        ])
+    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
+              for i, h in enumerate(header)]
+
+    def line(cells):
+        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+                         for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+    analyses = [a for _, a in entries]
+    text = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
+    if analyses:
+        text.append("")
+        text.append("Energies per inference of one input. " + _assumptions(analyses))
+        text.append("Savings: FP32 twin total / TTQ total, same activations (dense or measured).")
+    return "\n".join(text) + "\n"
