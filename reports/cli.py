@@ -151,10 +151,30 @@ def run(args: argparse.Namespace) -> Path:
                      "with runs on the same data.")
     html = render_report(inputs, out, data_description=description, jpeg_note=jpeg_note,
                          title=args.title, json_copy=args.json)
-    from .tables import summary_text
-    print(summary_text([(i.label, i.analysis) for i in inputs]))
+    print(terminal_summary(inputs))
     print(f"report: {html}")
     return html
+
+
+def terminal_summary(inputs) -> str:
+    """The report's Table 3 (same numbers, same baseline pairing), compact, for the terminal."""
+    from .tables import table3
+    t = table3([(i.label, i.analysis) for i in inputs],
+               {i.label: i.baseline for i in inputs if i.baseline is not None} or None)
+    cols = {"network": "network", "precision": "prec", "test_acc": "acc", "weight_bits": "weight bits",
+            "macs": "MACs", "total_dense_uJ": "dense uJ", "total_measured_uJ": "measured uJ",
+            "saving_dense": "saving dense", "saving_measured": "saving meas"}
+    df = t.df[list(cols)].rename(columns=cols)
+    fmt = {"acc": lambda v: f"{100 * v:.2f}%", "weight bits": lambda v: f"{v / 1e6:.2f}M",
+           "MACs": lambda v: f"{v / 1e6:.2f}M", "dense uJ": "{:.2f}".format,
+           "measured uJ": "{:.2f}".format, "saving dense": "{:.2f}x".format,
+           "saving meas": "{:.2f}x".format}
+    for col, f in fmt.items():
+        df[col] = [("-" if v != v else f(v)) for v in df[col]]
+    a = inputs[0].analysis.meta
+    return (df.to_string(index=False) + f"\nEnergy per inference of one input, cost model "
+            f"{a['energy_model']['name']}, weights from {a['memory'].upper()}; savings compare "
+            f"FP32 and TTQ under the same activation assumption.")
 
 
 def _checkpoint_info(ld, path) -> dict:
