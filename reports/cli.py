@@ -116,9 +116,14 @@ def run(args: argparse.Namespace) -> Path:
     def measure(model, ld=None, path=None):
         a = analyze(model, data=data_for(ld), energy_model=energy, batches=args.batches,
                     device=device, memory=args.memory, progress=not args.no_progress)
+        recorded = None
         if ld is not None:  # keep what the checkpoint says about itself
             a.meta["checkpoint"] = _checkpoint_info(ld, path)
-            a.network["test_acc"] = ((ld.checkpoint or {}).get("metrics") or {}).get("test_acc")
+            recorded = ((ld.checkpoint or {}).get("metrics") or {}).get("test_acc")
+        # accuracy: as recorded by training, else as measured here on the report's images
+        a.network["test_acc"] = recorded if recorded is not None else a.network["measured_acc"]
+        a.network["test_acc_source"] = ("recorded in the checkpoint" if recorded is not None
+                                        else f"measured here on {a.network['images']:,} images")
         return a
 
     base_analysis = measure(baseline.model, baseline, args.baseline) if baseline else None

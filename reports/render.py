@@ -55,6 +55,7 @@ def _summary(inp: ReportInput) -> dict[str, Any]:
     base = inp.baseline.network if inp.baseline is not None else None
     fp_src = base if base is not None else net
     out = {"label": inp.label, "test_acc": net.get("test_acc"),
+           "test_acc_source": net.get("test_acc_source"),
            "fp_test_acc": base.get("test_acc") if base is not None else None,
            "weight_bits": net["weight_bits"], "fp_weight_bits": net["fp_weight_bits"],
            "compression": net["compression"], "weight_sparsity": net.get("weight_sparsity"),

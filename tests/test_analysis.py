@@ -145,6 +145,18 @@ def test_activation_sparsity_equals_direct_computation(real_batch):
 
 
 @needs_cifar
+def test_measured_accuracy_equals_plain_evaluation():
+    from ttq_core.train.loop import evaluate
+    model = _ternary_resnet20().eval()
+    data = cifar10_split("test", data_dir=str(CIFAR_ARCHIVE), limit=300, progress=False)
+    _, acc = evaluate(model, data, 100, torch.device("cpu"))
+    a = analyze(model, data=data, device="cpu", progress=False, count_ops=False)
+    assert a.network["measured_acc"] == acc
+    assert analyze(model, data=next(data.batches(64))[0], device="cpu",
+                   progress=False).network["measured_acc"] is None   # no labels, no accuracy
+
+
+@needs_cifar
 def test_streaming_many_batches_equals_one_batch(real_batch):
     model = _ternary_resnet20()
     one = analyze(model, data=[real_batch], device="cpu", progress=False)

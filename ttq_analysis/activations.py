@@ -101,19 +101,39 @@ class ActivationProbe:
         return hook
 
 
-def run_batches(model: nn.Module, batches: Iterable[torch.Tensor], device: torch.device,
-                total: int | None = None, progress: bool = True) -> int:
-    """Forward every batch through ``model`` (eval, no grad); return images seen.
+@dataclass
+class RunResult:
+    """Images seen and, where the data carried labels, how many were classified right."""
 
-    (``no_grad`` rather than ``inference_mode``: the measured-ops counters build cached
-    tensors on first use that must stay usable by autograd.)"""
+    images: int = 0
+    labelled: int = 0
+    correct: int = 0
+
+    @property
+    def accuracy(self) -> float | None:
+        return self.correct / self.labelled if self.labelled else None
+
+
+def run_batches(model: nn.Module, batches: Iterable, device: torch.device,
+                total: int | None = None, progress: bool = True) -> RunResult:
+    """Forward every batch through ``model`` (eval, no grad).
+
+    ``batches`` yields ``(inputs, targets or None)``.  Top-1 accuracy is counted where
+    targets are given (a by-product: the forward runs anyway).  ``no_grad`` rather than
+    ``inference_mode``: the measured-ops counters build cached tensors on first use that
+    must stay usable by autograd."""
     from tqdm.auto import tqdm
-    seen = 0
+    result = RunResult()
+    correct = torch.zeros((), dtype=torch.int64, device=device)
     model.eval()
     with torch.no_grad():
-        for x in tqdm(batches, total=total, desc="measuring activations", unit="batch",
-                      disable=not progress, leave=False, dynamic_ncols=True):
+        for x, y in tqdm(batches, total=total, desc="measuring activations", unit="batch",
+                         disable=not progress, leave=False, dynamic_ncols=True):
             x = x.to(device, non_blocking=True)
-            model(x)
-            seen += x.shape[0]
-    return seen
+            out = model(x)
+            result.images += x.shape[0]
+            if y is not None and out.dim() == 2 and y.shape[:1] == out.shape[:1]:
+                correct += (out.argmax(1) == y.to(device)).sum()
+                result.labelled += y.shape[0]
+    result.correct = int(correct)
+    return result

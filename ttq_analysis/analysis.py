@@ -157,7 +157,8 @@ def _resolve_model(obj, arch: str | None) -> tuple[nn.Module, str | None, dict]:
     raise ConfigError(f"analyze() takes an nn.Module or a checkpoint path, got {type(obj).__name__}")
 
 
-def _input_batches(data, batches: int | None) -> tuple[Iterator[torch.Tensor], int | None]:
+def _input_batches(data, batches: int | None) -> tuple[Iterator[tuple], int | None]:
+    """(inputs, targets or None) pairs from any supported ``data``, and their count."""
     if isinstance(data, torch.Tensor):
         chunks: Iterable = data.split(DEFAULT_BATCH)
         total = math.ceil(data.shape[0] / DEFAULT_BATCH)
@@ -174,11 +175,12 @@ def _input_batches(data, batches: int | None) -> tuple[Iterator[torch.Tensor], i
         for i, item in enumerate(chunks):
             if batches is not None and i >= batches:
                 break
-            x = item[0] if isinstance(item, (tuple, list)) else item
+            x, y = (item[0], item[1] if len(item) > 1 else None) \
+                if isinstance(item, (tuple, list)) else (item, None)
             if not isinstance(x, torch.Tensor):
                 raise ConfigError(f"data must yield tensors or (inputs, targets) pairs, got "
                                   f"{type(x).__name__}")
-            yield x
+            yield x, (y if isinstance(y, torch.Tensor) else None)
     return gen(), total
 
 
@@ -256,10 +258,12 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
 
     images = 0
     records = None
+    measured_acc = None
     if data is not None:
         inputs, total = _input_batches(data, batches)
         with ActivationProbe({n: (m, codes[n]) for n, m in layers.items()}, count_ops) as probe:
-            images = run_batches(model, inputs, device, total, progress)
+            run = run_batches(model, inputs, device, total, progress)
+        images, measured_acc = run.images, run.accuracy
         records = probe.records
         if images == 0:
             raise ConfigError("data yielded no inputs")
@@ -309,6 +313,7 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
         {id(m.quantizer.wn) for m in layers.values() if isinstance(m, TernaryLayerMixin)}
     model_params = sum(p.numel() for p in model.parameters() if id(p) not in scale_ids)
     network = _network(df, energy, arch_name, info, images, model_params)
+    network["measured_acc"] = measured_acc   # top-1 on the labelled images seen, if any
     meta = {
         "arch": arch_name, "input_shape": list(input_shape), "device": str(device),
         "images": images, "batches_limit": batches, "count_ops": bool(count_ops and data is not None),
