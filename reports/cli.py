@@ -81,11 +81,13 @@ def _label(path: str, loaded) -> str:
 def run(args: argparse.Namespace) -> Path:
     import torch
     from ttq_analysis import analyze, load_energy_model
+    from ttq_analysis.analysis import checkpoint_info
     from ttq_core.checkpoint import load_model
     from ttq_core.data import DeviceData, balanced_subset, load_cifar10
     from ttq_core.quantize import ternarize
 
     from .render import ReportInput, render_report
+    from .tables import summary_text
 
     # Everything that can fail cheaply fails before any data or model work.
     energy = load_energy_model(args.energy_model)
@@ -118,7 +120,7 @@ def run(args: argparse.Namespace) -> Path:
                     device=device, memory=args.memory, progress=not args.no_progress)
         recorded = None
         if ld is not None:  # keep what the checkpoint says about itself
-            a.meta["checkpoint"] = _checkpoint_info(ld, path)
+            a.meta["checkpoint"] = checkpoint_info(ld, path)
             recorded = ((ld.checkpoint or {}).get("metrics") or {}).get("test_acc")
         # accuracy: as recorded by training, else as measured here on the report's images
         a.network["test_acc"] = recorded if recorded is not None else a.network["measured_acc"]
@@ -156,39 +158,10 @@ def run(args: argparse.Namespace) -> Path:
                      "with runs on the same data.")
     html = render_report(inputs, out, data_description=description, jpeg_note=jpeg_note,
                          title=args.title, json_copy=args.json)
-    print(terminal_summary(inputs))
+    print(summary_text([(i.label, i.analysis) for i in inputs],
+                       {i.label: i.baseline for i in inputs if i.baseline is not None} or None))
     print(f"report: {html}")
     return html
-
-
-def terminal_summary(inputs) -> str:
-    """The report's Table 3 (same numbers, same baseline pairing), compact, for the terminal."""
-    from .tables import table3
-    t = table3([(i.label, i.analysis) for i in inputs],
-               {i.label: i.baseline for i in inputs if i.baseline is not None} or None)
-    cols = {"network": "network", "precision": "prec", "test_acc": "acc", "weight_bits": "weight bits",
-            "macs": "MACs", "total_dense_uJ": "dense uJ", "total_measured_uJ": "measured uJ",
-            "saving_dense": "saving dense", "saving_measured": "saving meas"}
-    df = t.df[list(cols)].rename(columns=cols)
-    fmt = {"acc": lambda v: f"{100 * v:.2f}%", "weight bits": lambda v: f"{v / 1e6:.2f}M",
-           "MACs": lambda v: f"{v / 1e6:.2f}M", "dense uJ": "{:.2f}".format,
-           "measured uJ": "{:.2f}".format, "saving dense": "{:.2f}x".format,
-           "saving meas": "{:.2f}x".format}
-    for col, f in fmt.items():
-        df[col] = [("-" if v != v else f(v)) for v in df[col]]
-    a = inputs[0].analysis.meta
-    return (df.to_string(index=False) + f"\nEnergy per inference of one input, cost model "
-            f"{a['energy_model']['name']}, weights from {a['memory'].upper()}; savings compare "
-            f"FP32 and TTQ under the same activation assumption.")
-
-
-def _checkpoint_info(ld, path) -> dict:
-    info = {"source": str(path), "source_format": ld.source_format}
-    for key in ("dataset", "normalization", "quant", "metrics", "history", "train_config",
-                "data_source", "device", "software"):
-        if ld.checkpoint and key in ld.checkpoint:
-            info[key] = ld.checkpoint[key]
-    return info
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -525,36 +525,31 @@ def export(table: Table, folder: str | os.PathLike) -> dict[str, Path]:
 
 # ----------------------------------------------------------------------------- terminal
 
-def summary_text(entries: Sequence[tuple[str, Analysis]]) -> str:
-    """A plain-text summary for the terminal: per network its accuracy, weight storage,
-    dense MACs, energy (µJ per inference) in the four scenarios and the savings of TTQ over
-    its FP32 twin counted with the same activations."""
-    header = ["network", "acc %", "weights Mbit", "MACs M", "fp32 dense uJ", "fp32 meas uJ",
-              "ttq dense uJ", "ttq meas uJ", "saving dense", "saving meas"]
+def summary_text(entries: Sequence[tuple[str, Analysis]],
+                 baseline: dict[str, Analysis] | None = None) -> str:
+    """Table 3 for the terminal: the same rows and numbers (same baseline pairing), compact:
+    accuracy, weight storage, dense MACs, total energy (µJ per inference) with dense and
+    with measured activations, and the savings of TTQ over FP32 counted like with like."""
+    t = table3(entries, baseline)
+    cols = {"network": "network", "precision": "prec", "test_acc": "acc %",
+            "weight_bits": "weights Mbit", "macs": "MACs M", "total_dense_uJ": "dense uJ",
+            "total_measured_uJ": "measured uJ", "saving_dense": "saving dense",
+            "saving_measured": "saving meas"}
+    scale = {"test_acc": (100, "{:.2f}"), "weight_bits": (1e-6, "{:.2f}"), "macs": (1e-6, "{:.2f}"),
+             "total_dense_uJ": (1, "{:.2f}"), "total_measured_uJ": (1, "{:.2f}"),
+             "saving_dense": (1, "{:.2f}x"), "saving_measured": (1, "{:.2f}x")}
     rows = []
-    for label, a in entries:
-        net = a.network
-        acc = _num(net.get("test_acc"))
-        rows.append([
-            str(label),
-            format_value(acc * 100, "{:.2f}"),
-            format_value(_num(net.get("weight_bits")) / 1e6, "{:.2f}"),
-            format_value(_num(net.get("macs")) / 1e6, "{:.2f}"),
-            *(format_value(_num(net.get(f"{s}_total_uJ")), "{:.2f}") for s in SCENARIOS),
-            format_value(_num(net.get("saving_dense")), "{:.2f}x"),
-            format_value(_num(net.get("saving_measured")), "{:.2f}x"),
-        ])
-    widths = [max(len(h), *(len(r[i]) for r in rows)) if rows else len(h)
-              for i, h in enumerate(header)]
+    for _, r in t.df.iterrows():
+        rows.append([str(r["network"]), str(r["precision"])] + [
+            format_value(_num(r[c]) * f, spec) for c, (f, spec) in scale.items()])
+    header = list(cols.values())
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(header)]
 
     def line(cells):
-        return "  ".join(c.ljust(w) if i == 0 else c.rjust(w)
+        return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
                          for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
 
-    analyses = [a for _, a in entries]
-    text = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows)]
-    if analyses:
-        text.append("")
-        text.append("Energies per inference of one input. " + _assumptions(analyses))
-        text.append("Savings: FP32 twin total / TTQ total, same activations (dense or measured).")
+    text = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows), "",
+            "Energies per inference of one input. " + _assumptions([a for _, a in entries]),
+            "Savings: FP32 total / TTQ total, same activations (dense or measured)."]
     return "\n".join(text) + "\n"

@@ -274,3 +274,7 @@ def test_summary_text(ttq, fp):
     assert "ResNet-20 TTQ" in text and "ResNet-20 FP" in text
     assert "85.98" in text and "38.53" in text and "187.88" in text and "4.88x" in text
     assert "horowitz45" in text
+    # with the real FP baseline the terminal shows Table 3's pairing, not the network dict's
+    paired = summary_text([("ResNet-20", ttq)], {"ResNet-20": fp})
+    want = fp.network["fp32_measured_total_uJ"] / ttq.network["ttq_measured_total_uJ"]
+    assert f"{want:.2f}x" in paired and "87.74" in paired

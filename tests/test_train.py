@@ -13,7 +13,6 @@ import torch
 from ttq_core.checkpoint import REQUIRED_KEYS, load_model
 from ttq_core.data import random_crop_flip
 from ttq_core.errors import ConfigError, TrainingDiverged
-from ttq_core.quantize import ternary_layers
 from ttq_core.train import LRSchedule, TrainConfig
 from ttq_core.train.loop import Trainer, train
 

@@ -141,19 +141,25 @@ def _json_value(v):
 
 
 # ----- inputs
+CHECKPOINT_FACTS = ("dataset", "normalization", "quant", "metrics", "history", "train_config",
+                    "data_source", "device", "software")
+
+
+def checkpoint_info(loaded, source) -> dict[str, Any]:
+    """What a loaded checkpoint says about itself (for ``Analysis.meta["checkpoint"]``)."""
+    info: dict[str, Any] = {"source": str(source), "source_format": loaded.source_format}
+    for key in CHECKPOINT_FACTS:
+        if loaded.checkpoint and key in loaded.checkpoint:
+            info[key] = loaded.checkpoint[key]
+    return info
+
+
 def _resolve_model(obj, arch: str | None) -> tuple[nn.Module, str | None, dict]:
     if isinstance(obj, nn.Module):
         return obj, getattr(obj, "arch_name", arch), {"source": "module"}
     if isinstance(obj, (str, os.PathLike)):
         loaded = load_model(obj, arch=arch)
-        info: dict[str, Any] = {"source": str(obj), "source_format": loaded.source_format}
-        ckpt = loaded.checkpoint
-        if ckpt is not None:
-            for key in ("dataset", "normalization", "quant", "metrics", "history", "train_config",
-                        "data_source", "device", "software"):
-                if key in ckpt:
-                    info[key] = ckpt[key]
-        return loaded.model, loaded.arch, info
+        return loaded.model, loaded.arch, checkpoint_info(loaded, obj)
     raise ConfigError(f"analyze() takes an nn.Module or a checkpoint path, got {type(obj).__name__}")
 
 
@@ -385,4 +391,4 @@ def _network(df: pd.DataFrame, energy: pd.DataFrame, arch, info, images,
     return net
 
 
-__all__ = ["Analysis", "analyze", "SCENARIOS", "CONVENTIONS"]
+__all__ = ["Analysis", "analyze", "checkpoint_info", "SCENARIOS", "CONVENTIONS"]
