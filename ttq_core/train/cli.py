@@ -106,6 +106,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(Δ = R-quantile of |w|)")
     q.add_argument("--layer-sparsity", type=_glob_value, action="append", default=[],
                    metavar="GLOB=R", help="per-layer target sparsity (repeatable)")
+    q.add_argument("--threshold-plan", default=None, metavar="PLAN.json",
+                   help="per-layer values from a plan file written by ttq-plan (e.g. an "
+                        "energy-aware per-layer sparsity); replaces the options above")
     q.add_argument("--keep-fp", action="append", default=None, metavar="GLOB",
                    help="keep matching conv/linear layers in full precision (repeatable; "
                         "default: the first conv and the last linear layer)")
@@ -136,6 +139,13 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    cfg = _config(args)
+    if getattr(args, "threshold_plan", None):
+        cfg = cfg.with_threshold_plan(args.threshold_plan)
+    return cfg
+
+
+def _config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, mode=args.mode,
         init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,

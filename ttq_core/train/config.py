@@ -55,6 +55,7 @@ class TrainConfig:
     layer_sparsity: dict[str, float] = field(default_factory=dict)    # {layer name or glob: r}
     keep_fp: list[str] | None = None     # layers (names/globs) kept FP; None: first conv + last linear
     grad_scaling: bool = True            # TTQ's Wp/1/Wn latent-gradient multipliers (False: plain STE)
+    threshold_plan: str | None = None    # plan file the per-layer values above were read from (provenance)
     grad_stats_every: int = 10           # record latent-gradient statistics every N steps (0: never)
     # --- data subset
     limit_train: int | None = None       # use a fixed class-balanced subset of this many train images
@@ -133,6 +134,26 @@ class TrainConfig:
                       else self.threshold)
         return {"rule": rule, "threshold": values, "keep_fp": self.keep_fp,
                 "scale_grad": self.grad_scaling}
+
+    def with_threshold_plan(self, path: str) -> "TrainConfig":
+        """A copy whose per-layer rule values (and, unless given, kept-FP layers) come from
+        the threshold-plan file at ``path`` (see :mod:`ttq_core.quantize.plan_file`)."""
+        from ..quantize.plan_file import ThresholdPlan
+        if self.layer_thresholds or self.layer_sparsity or self.target_sparsity is not None:
+            raise ConfigError("--threshold-plan: cannot be combined with --layer-threshold, "
+                              "--target-sparsity or --layer-sparsity (the plan sets every layer)")
+        plan = ThresholdPlan.load(path)
+        cfg = dataclasses.replace(self, threshold_plan=str(path))
+        if plan.rule == "sparsity":
+            cfg.layer_sparsity = dict(plan.layers)
+        elif plan.rule == "threshold":
+            cfg.layer_thresholds = dict(plan.layers)
+        else:
+            raise ConfigError(f"--threshold-plan {path}: rule {plan.rule!r} cannot be trained "
+                              f"from the command line (use 'threshold' or 'sparsity')")
+        if cfg.keep_fp is None and plan.keep_fp is not None:
+            cfg.keep_fp = list(plan.keep_fp)
+        return cfg
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
