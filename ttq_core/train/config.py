@@ -68,6 +68,11 @@ class TrainConfig:
     amp: str = "auto"                    # mixed precision: "auto" (bf16 on CUDA), "bf16", "off"
     compile: bool = False                # torch.compile the model (CUDA speed-up)
     progress: bool = True                # tqdm progress bars
+    # --- scale-out (torchrun) and the ImageNet path
+    sync_bn: bool = False                # under torchrun: BatchNorm -> SyncBatchNorm (CUDA/NCCL only)
+    workers: int = 4                     # DataLoader worker processes per rank (ImageNet path; 0: none)
+    image_size: int | None = None        # ImageNet path: crop side in pixels (None: the model's, 224)
+    preset: str | None = None            # named recipe the defaults came from (train/presets.py)
 
     def resolved(self) -> "TrainConfig":
         """A copy with mode defaults filled in and the output folder chosen."""
@@ -109,6 +114,10 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 bad(name, f"must be a positive number of images, got {v}")
+        if self.workers < 0:
+            bad("workers", f"must be >= 0, got {self.workers}")
+        if self.image_size is not None and self.image_size < 16:
+            bad("image_size", f"must be at least 16 pixels, got {self.image_size}")
         if self.grad_stats_every < 0:
             bad("grad_stats_every", f"must be >= 0, got {self.grad_stats_every}")
         uses_sparsity = self.target_sparsity is not None or bool(self.layer_sparsity)
