@@ -41,8 +41,9 @@ class DeviceData:
     def __len__(self) -> int:
         return int(self.labels.shape[0])
 
-    def num_batches(self, batch_size: int, drop_last: bool = False) -> int:
-        n = len(self)
+    def num_batches(self, batch_size: int, drop_last: bool = False,
+                    shard: tuple[int, int] = (0, 1)) -> int:
+        n = shard_length(len(self), shard, drop_last)
         return n // batch_size if drop_last else -(-n // batch_size)
 
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
@@ -51,11 +52,23 @@ class DeviceData:
 
     def batches(self, batch_size: int, *, shuffle: bool = False, augment: bool = False,
                 generator: torch.Generator | None = None,
-                drop_last: bool = False) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(inputs float32 normalised, targets int64)`` on the device."""
-        n = len(self)
-        order = (torch.randperm(n, device=self.device, generator=generator) if shuffle
-                 else torch.arange(n, device=self.device))
+                drop_last: bool = False,
+                shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(inputs float32 normalised, targets int64)`` on the device.
+
+        ``shard=(rank, world)``: this rank's part of the images (see :func:`shard_order`);
+        ``(0, 1)`` is all of them, in exactly the order and with exactly the augmentation
+        of an unsharded call."""
+        rank, world = shard
+        order = shard_order(len(self), shard, shuffle=shuffle, drop_last=drop_last,
+                            generator=generator, device=self.device)
+        if augment and world > 1 and generator is not None:
+            # the permutation came from the shared generator (same on every rank); each
+            # rank's crops and flips come from its own generator, seeded from it
+            seed = int(torch.randint(2 ** 62, (1,), device=self.device, generator=generator))
+            generator = torch.Generator(device=self.device)
+            generator.manual_seed(seed + rank)
+        n = order.shape[0]
         stop = n - n % batch_size if drop_last else n
         for start in range(0, stop, batch_size):
             idx = order[start:start + batch_size]
@@ -63,6 +76,47 @@ class DeviceData:
             if augment:
                 x = random_crop_flip(x, generator)
             yield self.normalize(x), self.labels[idx]
+
+
+def shard_length(n: int, shard: tuple[int, int], drop_last: bool) -> int:
+    """Items rank ``shard[0]`` of ``shard[1]`` gets out of ``n`` (see :func:`shard_order`)."""
+    rank, world = shard
+    if world == 1:
+        return n
+    if drop_last:
+        return n // world
+    base, extra = divmod(n, world)
+    return base + (1 if rank < extra else 0)
+
+
+def shard_order(n: int, shard: tuple[int, int] = (0, 1), *, shuffle: bool = False,
+                drop_last: bool = False, generator: torch.Generator | None = None,
+                device: torch.device | str = "cpu") -> torch.Tensor:
+    """The indices rank ``shard[0]`` of ``shard[1]`` ranks visits, in order.
+
+    Training (``shuffle=True, drop_last=True``): every rank draws the same seeded
+    permutation and takes positions ``rank::world`` of its first ``world·(n // world)``
+    entries, so the shards are disjoint, equally long (as ``DistributedSampler`` with
+    ``drop_last=True``), and one step over all ranks sees ``world × batch`` images.
+    Evaluation (``shuffle=False, drop_last=False``): contiguous blocks in index order
+    (the first ``n % world`` ranks one image more), so concatenating the ranks' parts in
+    rank order gives every image exactly once, in order.
+    """
+    rank, world = shard
+    if not 0 <= rank < world:
+        raise ValueError(f"shard rank {rank} is outside 0..{world - 1}")
+    if shuffle:
+        order = torch.randperm(n, device=device, generator=generator)
+    else:
+        order = torch.arange(n, device=device)
+    if world == 1:
+        return order
+    if shuffle or drop_last:
+        usable = n - n % world
+        return order[rank:usable:world]
+    base, extra = divmod(n, world)
+    start = rank * base + min(rank, extra)
+    return order[start:start + base + (1 if rank < extra else 0)]
 
 
 def random_crop_flip(x: torch.Tensor, generator: torch.Generator | None = None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from typing import Sequence
 
 from ..errors import TTQError
@@ -25,6 +26,13 @@ examples:
 
   # continue an interrupted run (same result as never stopping, on CPU)
   ttq-train --out runs/r20-ttq --resume
+
+  # 4 GPUs of one machine (the same flags; global batch = 4 x --batch-size)
+  torchrun --standalone --nproc_per_node=4 -m ttq_core.train --arch resnet20 --out runs/r20-4gpu
+
+  # ImageNet (train/<wnid>/*.JPEG, val/<wnid>/*.JPEG) with the paper's AlexNet recipe
+  torchrun --standalone --nproc_per_node=8 -m ttq_core.train --preset imagenet-alexnet-bn \\
+            --data-dir /data/imagenet --out runs/alexnet-ttq
 
 data: --data-dir (or the environment variable TTQ_DATA_DIR) takes the official
 cifar-10-batches-py folder or cifar-10-python.tar.gz, an image-folder tree
@@ -60,7 +68,11 @@ def build_parser() -> argparse.ArgumentParser:
     g = p.add_argument_group("what to train")
     g.add_argument("--arch", default=d.arch, help="model name (resnet20/32/44/56, resnet18, "
                    "alexnet, alexnet_bn; default %(default)s)")
-    g.add_argument("--dataset", default=d.dataset, help="dataset name (default %(default)s)")
+    g.add_argument("--dataset", default=d.dataset, help="dataset name: cifar10, or imagenet "
+                   "(--data-dir holds train/<wnid>/*.JPEG and val/<wnid>/*.JPEG; default %(default)s)")
+    g.add_argument("--preset", default=None, metavar="NAME",
+                   help="a named recipe that sets the defaults of other options (explicit flags "
+                        "still win): " + ", ".join(_preset_names()))
     g.add_argument("--data-dir", default=d.data_dir, metavar="PATH",
                    help="data source folder or archive (default: $TTQ_DATA_DIR, else the cache "
                         "folder, downloading on first use)")
@@ -135,7 +147,22 @@ def build_parser() -> argparse.ArgumentParser:
                    help="mixed precision: auto = bf16 autocast on CUDA, off on CPU")
     r.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
     r.add_argument("--no-progress", action="store_true", help="no progress bars; one line per epoch")
+    x = p.add_argument_group("scale-out (under torchrun) and the ImageNet path")
+    x.add_argument("--sync-bn", action="store_true",
+                   help="under torchrun: synchronise batch-norm statistics over all ranks "
+                        "(SyncBatchNorm; CUDA/NCCL only)")
+    x.add_argument("--workers", type=int, default=d.workers, metavar="N",
+                   help="data-loading worker processes per rank for --dataset imagenet "
+                        "(default %(default)s)")
+    x.add_argument("--image-size", type=int, default=None, metavar="PX",
+                   help="--dataset imagenet: side of the square training/validation crop "
+                        "(default: the model's input size, 224)")
     return p
+
+
+def _preset_names() -> list[str]:
+    from .presets import PRESETS
+    return list(PRESETS)
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
@@ -157,21 +184,50 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         keep_fp=args.keep_fp, grad_scaling=not args.no_grad_scaling,
         grad_stats_every=args.grad_stats_every, limit_train=args.limit_train,
         limit_test=args.limit_test, out=args.out, resume=args.resume, seed=args.seed,
-        device=args.device, amp=args.amp, compile=args.compile, progress=not args.no_progress)
+        device=args.device, amp=args.amp, compile=args.compile, progress=not args.no_progress,
+        sync_bn=args.sync_bn, workers=args.workers, image_size=args.image_size,
+        preset=args.preset)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """Parse the flags; a ``--preset`` first sets the defaults of the options it names."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.preset is not None:
+        from .presets import PRESETS
+        if args.preset not in PRESETS:
+            parser.error(f"argument --preset: unknown preset {args.preset!r}; known: "
+                         f"{', '.join(PRESETS)}")
+        parser.set_defaults(**PRESETS[args.preset].settings)
+        args = parser.parse_args(argv)
+    return args
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = parse_args(argv)
+    from .. import distributed
+    who = distributed.rank_prefix()  # "rank N: " under torchrun with several processes
     try:
         from .loop import train
         ckpt = train(config_from_args(args))
     except TTQError as e:
-        print(f"ttq-train: error: {e}", file=sys.stderr)
+        print(f"ttq-train: error: {who}{e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
-        print("ttq-train: interrupted; the last completed epoch is in last.pt "
+        print(f"ttq-train: {who}interrupted; the last completed epoch is in last.pt "
               "(continue with --resume)", file=sys.stderr)
         return 130
+    except Exception as e:
+        if not who:
+            raise  # a bug: keep the traceback
+        # under torchrun: the traceback, then one line naming the failed rank; the
+        # non-zero exit makes torchrun stop the other ranks
+        traceback.print_exc()
+        print(f"ttq-train: error: {who}{type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    launch = distributed.launch_info()
+    if launch is not None and launch.rank != 0:
+        return 0  # rank 0 prints the summary
     m = ckpt["metrics"]
     out = ckpt["train_config"]["out"]
     if m["test_acc"] is not None:

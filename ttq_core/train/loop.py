@@ -5,6 +5,15 @@ Outputs in ``cfg.out``: ``last.pt`` (every epoch, with optimizer state for ``--r
 (one history entry per line).  Determinism: each epoch's data order and augmentation come
 from a generator seeded with (seed, epoch), and the LR is a pure function of the step, so
 ``--resume`` continues exactly where an uninterrupted run would be (bitwise on CPU).
+
+Under ``torchrun`` (several processes, :mod:`ttq_core.distributed`) the model is wrapped
+in DistributedDataParallel; every rank takes a disjoint, equally long shard of each
+epoch's permutation (so one step trains on ``world × batch_size`` images), evaluates a
+contiguous block of the test split, and the sums behind the history (losses, correct
+counts, images, gradient statistics) are added over ranks, so every number in the
+history describes all ranks together.  Rank 0 alone writes ``last.pt``, ``best.pt`` and
+``log.jsonl``; the others wait for it at a barrier.  A single-process run creates no
+process group and computes exactly what it did before.
 """
 
 from __future__ import annotations
@@ -12,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import json
 import math
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +32,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .. import __version__
+from .. import distributed
 from ..checkpoint import FORMAT_VERSION, load_model, read_checkpoint_file, save_checkpoint
 from ..data import balanced_subset, load_cifar10
 from ..data.device import DeviceData
@@ -37,12 +48,25 @@ from .schedule import LRSchedule
 
 @dataclass(frozen=True)
 class DatasetSpec:
-    loader: Callable      # (data_dir, progress=...) -> CifarArrays-like train/test splits
-    num_classes: int
+    loader: Callable | None   # (data_dir, progress=...) -> CifarArrays-like train/test splits
+    num_classes: int | None   # None: read from the data (``prepare``'s ``Split.num_classes``)
+    prepare: Callable | None = None  # (cfg, device) -> Split, for data that is not array-resident
+
+
+def _prepare_imagenet(cfg: TrainConfig, device: torch.device) -> "Split":
+    from ..data.imagenet import imagenet_splits
+    from ..models import model_spec
+    size = cfg.image_size or model_spec(cfg.arch).input_size[-1]
+    s = imagenet_splits(cfg.data_dir, image_size=size, device=device, workers=cfg.workers,
+                        limit_train=cfg.limit_train, limit_test=cfg.limit_test, seed=cfg.seed,
+                        channels_last=device.type == "cuda")
+    return Split(s.train, s.val, s.normalization, s.source, len(s.classes))
 
 
 # Dataset registry: name -> how to load it.
-DATASETS = {"cifar10": DatasetSpec(load_cifar10, 10)}
+DATASETS = {"cifar10": DatasetSpec(load_cifar10, 10),
+            # ILSVRC-2012 layout train/<wnid>/*.JPEG, val/<wnid>/*.JPEG (ttq_core.data.imagenet)
+            "imagenet": DatasetSpec(None, None, _prepare_imagenet)}
 
 
 def dataset_spec(name: str) -> DatasetSpec:
@@ -63,7 +87,7 @@ def resolve_device(name: str) -> torch.device:
         raise ConfigError(f"--device: {name!r} is not a device (try cpu, cuda, cuda:0)") from None
     if dev.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError("--device cuda requested but no CUDA device is available; use --device cpu")
-    return dev
+    return distributed.local_device(dev)  # under torchrun: cuda -> cuda:LOCAL_RANK
 
 
 def _progress(iterable, enabled: bool, **kw):
@@ -75,14 +99,18 @@ def _progress(iterable, enabled: bool, **kw):
 
 @dataclass
 class Split:
-    train: DeviceData
+    train: DeviceData      # or anything with the same batches()/num_batches()/len()
     test: DeviceData
     normalization: dict
     source: str
+    num_classes: int | None = None
 
 
 def load_data(cfg: TrainConfig, device: torch.device) -> Split:
-    arrays = dataset_spec(cfg.dataset).loader(cfg.data_dir, progress=cfg.progress)
+    spec = dataset_spec(cfg.dataset)
+    if spec.prepare is not None:
+        return spec.prepare(cfg, device)
+    arrays = spec.loader(cfg.data_dir, progress=cfg.progress and distributed.is_main())
     mean, std = arrays.channel_stats()
     train_x, train_y = arrays.train.images, arrays.train.labels
     test_x, test_y = arrays.test.images, arrays.test.labels
@@ -155,20 +183,32 @@ def _autocast(device: torch.device, amp: str):
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data: DeviceData, batch_size: int, device: torch.device,
-             amp: str = "off", progress: bool = False) -> tuple[float, float]:
-    """Mean cross-entropy (nats per image) and accuracy (fraction) over ``data``."""
+             amp: str = "off", progress: bool = False,
+             shard: tuple[int, int] = (0, 1)) -> tuple[float, float]:
+    """Mean cross-entropy (nats per image) and accuracy (fraction) over ``data``.
+
+    ``shard=(rank, world)`` with ``world > 1`` (every rank of the process group must call
+    it): each rank evaluates its contiguous block of the images and the loss sum, correct
+    count and image count are summed over ranks, so the accuracy is the one of a single
+    process on the same images (the loss too, up to float64 summation order)."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
-    batches = _progress(data.batches(batch_size), progress, desc="test",
-                        total=data.num_batches(batch_size))
+    seen = 0
+    batches = _progress(data.batches(batch_size, shard=shard), progress, desc="test",
+                        total=data.num_batches(batch_size, shard=shard))
     for x, y in batches:
         with _autocast(device, amp):
             out = model(x)
         loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
         correct += (out.argmax(1) == y).sum()
+        seen += y.shape[0]
     model.train(was_training)
+    if shard[1] > 1:
+        loss, right, n = distributed.sum_numbers([float(loss_sum), int(correct), seen], device)
+        n = max(int(n), 1)
+        return loss / n, int(right) / n
     n = max(len(data), 1)
     return float(loss_sum) / n, int(correct) / n
 
@@ -192,24 +232,43 @@ class Trainer:
                               f"continue it, or choose another --out")
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
+        # This process's place in a torchrun launch ((0, 1) in a single-process run).
+        self.rank, self.world = distributed.rank(), distributed.world_size()
+        self.shard = (self.rank, self.world)
+        self.is_main = self.rank == 0
+        self.show_progress = cfg.progress and self.is_main
+        if cfg.sync_bn and self.world > 1 and self.device.type != "cuda":
+            raise ConfigError("--sync-bn needs CUDA devices (NCCL): PyTorch's SyncBatchNorm "
+                              "does not run on the CPU; drop --sync-bn for CPU/gloo runs")
         # Denormal floats make CPU convolutions up to 10x slower once gradients get small.
         torch.set_flush_denormal(True)
         torch.manual_seed(cfg.seed)
+        spec = dataset_spec(cfg.dataset)
+        self.data = None
+        if spec.num_classes is None and self.resume_ckpt is None:
+            self.data = load_data(cfg, self.device)  # the classes come from the data
         # The model first: a bad --arch/--init/threshold fails before any data work.
         if self.resume_ckpt is not None:
             self.model = load_model(self.out / "last.pt").model
         else:
-            self.model = build_initial_model(cfg, num_classes=dataset_spec(cfg.dataset).num_classes)
-        self.data = load_data(cfg, self.device)
+            self.model = build_initial_model(
+                cfg, num_classes=spec.num_classes or self.data.num_classes)
+        if self.data is None:
+            self.data = load_data(cfg, self.device)
         self.model.to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
+        if cfg.sync_bn and self.world > 1:
+            self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.optimizer = torch.optim.SGD(param_groups(self.model, cfg), lr=cfg.lr,
                                          momentum=cfg.momentum, nesterov=cfg.nesterov)
-        self.steps_per_epoch = self.data.train.num_batches(cfg.batch_size, drop_last=True)
+        self.steps_per_epoch = self.data.train.num_batches(cfg.batch_size, drop_last=True,
+                                                           shard=self.shard)
         if self.steps_per_epoch == 0:
+            per_rank = (f" ({len(self.data.train) // self.world} per each of {self.world} "
+                        f"processes)" if self.world > 1 else "")
             raise ConfigError(f"--batch-size {cfg.batch_size} exceeds the {len(self.data.train)} "
-                              f"training images; lower it or raise --limit-train")
+                              f"training images{per_rank}; lower it or raise --limit-train")
         self.schedule = LRSchedule(
             peak=cfg.lr, total_steps=cfg.epochs * self.steps_per_epoch,
             warmup_steps=round(cfg.warmup_epochs * self.steps_per_epoch), kind=cfg.schedule,
@@ -220,7 +279,23 @@ class Trainer:
             self._restore(self.resume_ckpt)
         self.ternary = [m for _, m in ternary_layers(self.model)]
         self.recorder = GradStatsRecorder(self.model) if self.ternary else None
-        self.forward = (torch.compile(self.model) if cfg.compile else self.model)
+        # Training forwards go through DDP under torchrun (gradients averaged over ranks;
+        # batch-norm buffers are not broadcast each step but averaged once per epoch,
+        # see _sync_epoch); evaluation and checkpoints use the bare model.
+        self.train_model = self.model
+        if self.world > 1:
+            import inspect
+
+            from torch.nn.parallel import DistributedDataParallel
+            # no buffer broadcast before each forward (newer torch names the option
+            # forward_sync_buffers and deprecates broadcast_buffers)
+            no_sync = ({"forward_sync_buffers": False} if "forward_sync_buffers" in
+                       inspect.signature(DistributedDataParallel).parameters
+                       else {"broadcast_buffers": False})
+            self.train_model = DistributedDataParallel(
+                self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
+                **no_sync)
+        self.forward = (torch.compile(self.train_model) if cfg.compile else self.train_model)
 
     # ----- resume
     def _resume_config(self, cli_cfg: TrainConfig) -> TrainConfig:
@@ -232,7 +307,7 @@ class Trainer:
             raise CheckpointError(f"{path} has no training state to resume from")
         stored = TrainConfig.from_dict(ckpt["train_config"])
         # The run's own settings win; only these may change on resume.
-        for key in ("epochs", "device", "progress", "compile", "data_dir"):
+        for key in ("epochs", "device", "progress", "compile", "data_dir", "workers"):
             setattr(stored, key, getattr(cli_cfg, key))
         stored.out, stored.resume = str(self.out), True
         self.resume_ckpt = ckpt
@@ -251,6 +326,7 @@ class Trainer:
     # ----- one epoch
     def _train_epoch(self, epoch: int) -> dict:
         cfg, dev = self.cfg, self.device
+        _test_only_failure(self.rank, epoch)
         self.model.train()
         gen = torch.Generator(device=dev)
         gen.manual_seed(cfg.seed * 1_000_003 + epoch)
@@ -261,8 +337,8 @@ class Trainer:
         if self.recorder:
             self.recorder.reset()
         batches = self.data.train.batches(cfg.batch_size, shuffle=True, augment=True,
-                                          generator=gen, drop_last=True)
-        bar = _progress(batches, cfg.progress, total=self.steps_per_epoch,
+                                          generator=gen, drop_last=True, shard=self.shard)
+        bar = _progress(batches, self.show_progress, total=self.steps_per_epoch,
                         desc=f"epoch {epoch + 1}/{cfg.epochs}")
         lr = cfg.lr
         for i, (x, y) in enumerate(bar):
@@ -273,7 +349,7 @@ class Trainer:
             record = bool(self.recorder and cfg.grad_stats_every and i % cfg.grad_stats_every == 0)
             if self.recorder:
                 self.recorder.arm(record)
-            forward = self.model if record else self.forward  # stats steps run eagerly
+            forward = self.train_model if record else self.forward  # stats steps run eagerly
             with _autocast(dev, cfg.amp):
                 out = forward(x)
                 loss = F.cross_entropy(out.float(), y)
@@ -289,15 +365,39 @@ class Trainer:
             seen += y.shape[0]
             if (i + 1) % LOG_EVERY == 0 or i + 1 == self.steps_per_epoch:
                 self._check_finite(finite, epoch, i)
-                if cfg.progress:
+                if self.show_progress:
                     bar.set_postfix(loss=f"{float(loss_sum) / seen:.3f}",
                                     acc=f"{int(correct) / seen:.3f}", lr=f"{lr:.4g}")
         if self.recorder:
             self.recorder.arm(False)
         self._check_finite(finite, epoch, self.steps_per_epoch - 1)
+        if self.world > 1:
+            loss_total, correct_total, seen = distributed.sum_numbers(
+                [float(loss_sum), int(correct), seen], dev)
+            self._sync_epoch()
+            return {"lr": lr, "train_loss": loss_total / seen,
+                    "train_acc": int(correct_total) / int(seen)}
         return {"lr": lr, "train_loss": float(loss_sum) / seen, "train_acc": int(correct) / seen}
 
+    def _sync_epoch(self) -> None:
+        """End of an epoch under torchrun: make the history describe all ranks.
+
+        Reduced here: the gradient-statistics accumulators (sums of |∂L/∂w| before and
+        after scaling, and region sizes) are summed over ranks, so each recorded mean is
+        the average over ranks and sampled steps of each rank's *local* gradient (before
+        DDP averages it), i.e. the gradient of a --batch-size batch, as in a single
+        process.  The batch-norm running statistics are averaged over ranks, so every rank
+        (and the checkpoint) holds one model.  Weights and Wp/Wn need nothing: DDP keeps
+        them identical, so the weight-sparsity history is the same on every rank.
+        """
+        if self.recorder:
+            for buf in self.recorder.buffers.values():
+                distributed.all_reduce_sum(buf)
+        distributed.average_buffers(self.model)
+
     def _check_finite(self, finite: torch.Tensor, epoch: int, step: int) -> None:
+        if self.world > 1:  # every rank stops together when any rank saw NaN/Inf
+            finite = distributed.all_reduce_min(finite.to(torch.int64))
         if not bool(finite):
             kept = (f"{self.out / 'last.pt'} (epoch {len(self.history)}) is kept"
                     if self.history else "no checkpoint was written")
@@ -334,6 +434,11 @@ class Trainer:
             "software": {"ttq_toolkit": __version__, "torch": str(torch.__version__)},
             "device": (torch.cuda.get_device_name(self.device) if self.device.type == "cuda"
                        else "cpu"),
+            # how many processes trained it; one step saw global_batch_size images
+            "distributed": {"world_size": self.world,
+                            "backend": distributed.backend_for(self.device) if self.world > 1 else None,
+                            "global_batch_size": self.world * cfg.batch_size,
+                            "sync_bn": bool(cfg.sync_bn and self.world > 1)},
         }
         if with_optimizer:
             ckpt["optimizer"] = self.optimizer.state_dict()
@@ -341,9 +446,11 @@ class Trainer:
 
     def run(self) -> dict:
         cfg = self.cfg
-        self.out.mkdir(parents=True, exist_ok=True)
         log_path = self.out / "log.jsonl"
-        _write_log(log_path, self.history)
+        if self.is_main:  # rank 0 writes every file; the others wait for it at barriers
+            self.out.mkdir(parents=True, exist_ok=True)
+            _write_log(log_path, self.history)
+        distributed.barrier()
         ckpt = None
         for epoch in range(len(self.history), cfg.epochs):
             t0 = time.perf_counter()
@@ -352,9 +459,10 @@ class Trainer:
                 torch.cuda.synchronize(self.device)
             seconds = time.perf_counter() - t0
             test_loss, test_acc = evaluate(self.model, self.data.test, max(cfg.batch_size, 500),
-                                           self.device, cfg.amp)
+                                           self.device, cfg.amp, shard=self.shard)
             if not math.isfinite(test_loss):
-                self._check_finite(torch.tensor(False), epoch, self.steps_per_epoch - 1)
+                self._check_finite(torch.tensor(False, device=self.device), epoch,
+                                   self.steps_per_epoch - 1)
             entry = {"epoch": epoch + 1, **train, "test_loss": test_loss, "test_acc": test_acc,
                      "seconds": seconds, "layers": layer_history(self.model, self.recorder)}
             self.history.append(entry)
@@ -362,14 +470,16 @@ class Trainer:
             if is_best:
                 self.best = {"test_acc": test_acc, "epoch": epoch + 1}
             ckpt = self.checkpoint(with_optimizer=True)
-            save_checkpoint(ckpt, self.out / "last.pt")
-            if is_best:
-                best = dict(ckpt)
-                best.pop("optimizer")
-                save_checkpoint(best, self.out / "best.pt")
-            with open(log_path, "a") as f:
-                f.write(json.dumps(entry) + "\n")
-            self._report(entry)
+            if self.is_main:
+                save_checkpoint(ckpt, self.out / "last.pt")
+                if is_best:
+                    best = dict(ckpt)
+                    best.pop("optimizer")
+                    save_checkpoint(best, self.out / "best.pt")
+                with open(log_path, "a") as f:
+                    f.write(json.dumps(entry) + "\n")
+                self._report(entry)
+            distributed.barrier()  # the epoch's checkpoint is complete before anyone goes on
         return ckpt if ckpt is not None else self.checkpoint(with_optimizer=False)
 
     def _report(self, e: dict) -> None:
@@ -379,13 +489,28 @@ class Trainer:
         if e["layers"]:
             zero = sum(v["frac_zero"] for v in e["layers"].values()) / len(e["layers"])
             line += f"  mean zero frac {zero:.3f}"
-        if self.cfg.progress:
+        if self.show_progress:
             from tqdm.auto import tqdm
             tqdm.write(line)
         else:
             print(line, flush=True)
 
 
+def _test_only_failure(rank: int, epoch: int) -> None:
+    """TEST-ONLY hook: with TTQ_TEST_FAIL_RANK=r and TTQ_TEST_FAIL_EPOCH=e (1-based) in the
+    environment, rank r raises at the start of epoch e, to test how a multi-process run
+    fails and resumes (tests/test_distributed.py).  Unset in any real run."""
+    fail_rank, fail_epoch = os.environ.get("TTQ_TEST_FAIL_RANK"), os.environ.get("TTQ_TEST_FAIL_EPOCH")
+    if fail_rank is not None and fail_epoch is not None and \
+            int(fail_rank) == rank and int(fail_epoch) == epoch + 1:
+        raise RuntimeError(f"injected test failure at the start of epoch {epoch + 1} "
+                           f"(TTQ_TEST_FAIL_RANK={fail_rank})")
+
+
 def train(cfg: TrainConfig) -> dict:
-    """Train as ``cfg`` says; return the final checkpoint dict (also written to disk)."""
-    return Trainer(cfg).run()
+    """Train as ``cfg`` says; return the final checkpoint dict (also written to disk).
+
+    Under torchrun (``WORLD_SIZE > 1``) this initialises the process group (gloo on the
+    CPU, NCCL on CUDA) and trains data-parallel; see the module docstring."""
+    with distributed.session(cfg.device):
+        return Trainer(cfg).run()
