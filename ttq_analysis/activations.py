@@ -40,6 +40,14 @@ class LayerRecord:
         else:
             self.zero_counts.append(counts)
 
+    def zero_array(self) -> np.ndarray:
+        """The per-image zero counts as one int64 array, in the order seen."""
+        if not self.zero_counts:
+            return np.zeros(0, dtype=np.int64)
+        if isinstance(self.zero_counts[0], torch.Tensor):
+            return torch.cat(self.zero_counts).cpu().numpy().astype(np.int64)
+        return np.asarray(self.zero_counts, dtype=np.int64)
+
     def per_image_sparsity(self) -> np.ndarray:
         if not self.zero_counts:
             return np.zeros(0)
@@ -137,3 +145,36 @@ def run_batches(model: nn.Module, batches: Iterable, device: torch.device,
                 result.labelled += y.shape[0]
     result.correct = int(correct)
     return result
+
+
+def gather_over_ranks(records: dict[str, LayerRecord], run: RunResult) -> RunResult:
+    """Combine what every rank of a process group measured on its block of the data.
+
+    Each rank saw a contiguous block of the batches (``ttq_core.data.device.batch_block``),
+    so the per-image zero counts of the ranks, concatenated in rank order, are exactly
+    the single-process list; the integer counters (images, measured additions,
+    multiplications and effective MACs, labelled and correctly classified images) are
+    summed.  Afterwards ``records`` and the returned result are the same on every rank
+    and equal to a single process's over all the data.  A no-op without a process group.
+    """
+    from ttq_core import distributed
+    if not distributed.active():
+        return run
+    mine = {"run": (run.images, run.labelled, run.correct),
+            "layers": {name: (rec.numel_per_image, rec.zero_array(),
+                              None if rec.ops is None else
+                              (rec.ops.images, rec.ops.effective_adds, rec.ops.effective_mults,
+                               rec.ops.effective_macs))
+                       for name, rec in records.items()}}
+    everyone = distributed.all_gather_objects(mine)
+    for name, rec in records.items():
+        parts = [r["layers"][name] for r in everyone]
+        rec.numel_per_image = max(p[0] for p in parts)
+        rec.zero_counts = np.concatenate([p[1] for p in parts]).tolist()
+        if rec.ops is not None:
+            counts = [p[2] for p in parts if p[2] is not None]
+            rec.ops.images = sum(c[0] for c in counts)
+            rec.ops.effective_adds = sum(c[1] for c in counts)
+            rec.ops.effective_mults = sum(c[2] for c in counts)
+            rec.ops.effective_macs = sum(c[3] for c in counts)
+    return RunResult(*(sum(r["run"][i] for r in everyone) for i in range(3)))

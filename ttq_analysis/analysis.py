@@ -41,12 +41,14 @@ import pandas as pd
 import torch
 from torch import nn
 
+from ttq_core import distributed
 from ttq_core.checkpoint import load_model
+from ttq_core.data.device import batch_block
 from ttq_core.errors import ConfigError
 from ttq_core.models import list_models, model_spec
 from ttq_core.quantize import TernaryLayerMixin
 
-from .activations import ActivationProbe, run_batches
+from .activations import ActivationProbe, gather_over_ranks, run_batches
 from .energy import SCENARIOS, EnergyModel, energy_columns, load_energy_model, scenario_totals
 from .macs import LAYER_TYPES, count_dense_macs
 from .ternary_ops import dense_ternary_ops
@@ -163,12 +165,17 @@ def _resolve_model(obj, arch: str | None) -> tuple[nn.Module, str | None, dict]:
     raise ConfigError(f"analyze() takes an nn.Module or a checkpoint path, got {type(obj).__name__}")
 
 
-def _input_batches(data, batches: int | None) -> tuple[Iterator[tuple], int | None]:
-    """(inputs, targets or None) pairs from any supported ``data``, and their count."""
+def _input_batches(data, batches: int | None,
+                   shard: tuple[int, int] = (0, 1)) -> tuple[Iterator[tuple], int | None]:
+    """(inputs, targets or None) pairs from any supported ``data``, and their count.
+
+    ``shard=(rank, world)``: only this rank's contiguous block of the batches a single
+    process would use (``batch_block``), the very same tensors."""
+    skip, limit = 0, batches  # yield items skip <= i < limit of ``chunks``
     if isinstance(data, torch.Tensor):
         chunks: Iterable = data.split(DEFAULT_BATCH)
         total = math.ceil(data.shape[0] / DEFAULT_BATCH)
-    elif hasattr(data, "batches") and callable(data.batches):  # ttq_core.data.DeviceData
+    elif hasattr(data, "batches") and callable(data.batches):  # DeviceData, LoaderData
         chunks = data.batches(DEFAULT_BATCH)
         total = data.num_batches(DEFAULT_BATCH)
     else:
@@ -176,11 +183,25 @@ def _input_batches(data, batches: int | None) -> tuple[Iterator[tuple], int | No
         total = len(data) if hasattr(data, "__len__") else None
     if batches is not None:
         total = min(total, batches) if total is not None else batches
+    if shard[1] > 1:
+        if total is None:
+            raise ConfigError("data without len() cannot be split over ranks; pass a tensor, "
+                              "a DeviceData, or a DataLoader over a sized dataset")
+        lo, hi = batch_block(total, shard)
+        if isinstance(data, torch.Tensor):
+            chunks, limit = data.split(DEFAULT_BATCH)[lo:hi], None
+        elif hasattr(data, "batches") and callable(data.batches):
+            chunks, limit = data.batches(DEFAULT_BATCH, batch_range=(lo, hi)), None
+        else:
+            skip, limit = lo, hi  # a plain iterable: step over the other ranks' batches
+        total = hi - lo
 
     def gen():
         for i, item in enumerate(chunks):
-            if batches is not None and i >= batches:
+            if limit is not None and i >= limit:
                 break
+            if i < skip:
+                continue
             x, y = (item[0], item[1] if len(item) > 1 else None) \
                 if isinstance(item, (tuple, list)) else (item, None)
             if not isinstance(x, torch.Tensor):
@@ -225,7 +246,8 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
             energy_model: str | os.PathLike | EnergyModel = "horowitz45",
             batches: int | None = None, device: str | torch.device | None = None, *,
             memory: str = "sram", precision: str = "fp32", arch: str | None = None,
-            count_ops: bool = True, progress: bool = True) -> Analysis:
+            count_ops: bool = True, progress: bool = True,
+            split_over_ranks: bool | None = None) -> Analysis:
     """Measure a model: dense MACs, ternary operations, weight and activation sparsity, energy.
 
     Args:
@@ -242,6 +264,12 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
         memory: level weights are read from, ``"sram"`` or ``"dram"``.
         precision: arithmetic of the activations (TTQ keeps them FP32).
         count_ops: stream exact measured operation counts (the dearest part).
+        split_over_ranks: under torchrun (a process group of several ranks is
+            initialised, e.g. by ``ttq_core.distributed.session()``), each rank measures a
+            contiguous block of the batches and the per-image values and integer counters
+            are gathered, so every rank returns the Analysis a single process computes on
+            all the data (every rank must call it, with the whole ``data``).  ``None``
+            (default): split whenever such a group is active; ``False``: never.
     """
     model, arch_name, info = _resolve_model(model_or_checkpoint, arch)
     em = load_energy_model(energy_model)
@@ -265,10 +293,15 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
     images = 0
     records = None
     measured_acc = None
+    split = distributed.active() if split_over_ranks is None else (
+        split_over_ranks and distributed.active())
+    shard = (distributed.rank(), distributed.world_size()) if split else (0, 1)
     if data is not None:
-        inputs, total = _input_batches(data, batches)
+        inputs, total = _input_batches(data, batches, shard)
         with ActivationProbe({n: (m, codes[n]) for n, m in layers.items()}, count_ops) as probe:
-            run = run_batches(model, inputs, device, total, progress)
+            run = run_batches(model, inputs, device, total, progress and shard[0] == 0)
+        if split:
+            run = gather_over_ranks(probe.records, run)
         images, measured_acc = run.images, run.accuracy
         records = probe.records
         if images == 0:

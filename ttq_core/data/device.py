@@ -52,13 +52,16 @@ class DeviceData:
 
     def batches(self, batch_size: int, *, shuffle: bool = False, augment: bool = False,
                 generator: torch.Generator | None = None,
-                drop_last: bool = False,
-                shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+                drop_last: bool = False, shard: tuple[int, int] = (0, 1),
+                batch_range: tuple[int, int] | None = None,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
         """Yield ``(inputs float32 normalised, targets int64)`` on the device.
 
         ``shard=(rank, world)``: this rank's part of the images (see :func:`shard_order`);
         ``(0, 1)`` is all of them, in exactly the order and with exactly the augmentation
-        of an unsharded call."""
+        of an unsharded call.  ``batch_range=(lo, hi)``: only batches lo..hi-1 of the
+        sequence (the same tensors an unrestricted call yields at those positions; how
+        evaluation and analysis split the data over ranks, see :func:`batch_block`)."""
         rank, world = shard
         order = shard_order(len(self), shard, shuffle=shuffle, drop_last=drop_last,
                             generator=generator, device=self.device)
@@ -70,12 +73,24 @@ class DeviceData:
             generator.manual_seed(seed + rank)
         n = order.shape[0]
         stop = n - n % batch_size if drop_last else n
-        for start in range(0, stop, batch_size):
+        first = 0
+        if batch_range is not None:
+            first, stop = batch_range[0] * batch_size, min(stop, batch_range[1] * batch_size)
+        for start in range(first, stop, batch_size):
             idx = order[start:start + batch_size]
             x = self.images[idx]
             if augment:
                 x = random_crop_flip(x, generator)
             yield self.normalize(x), self.labels[idx]
+
+
+def batch_block(num_batches: int, shard: tuple[int, int]) -> tuple[int, int]:
+    """``(lo, hi)``: the contiguous block of batch positions rank ``shard[0]`` of
+    ``shard[1]`` evaluates out of ``num_batches`` (blocks differ by at most one batch).
+    Every rank computes exactly the batches a single process computes at those
+    positions, and the blocks in rank order are the whole sequence, in order."""
+    rank, world = shard
+    return num_batches * rank // world, num_batches * (rank + 1) // world
 
 
 def shard_length(n: int, shard: tuple[int, int], drop_last: bool) -> int:

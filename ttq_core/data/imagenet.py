@@ -235,11 +235,17 @@ class LoaderData:
 
     def batches(self, batch_size: int, *, shuffle: bool = False, augment: bool = False,
                 generator: torch.Generator | None = None, drop_last: bool = False,
-                shard: tuple[int, int] = (0, 1)) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-        """Yield ``(inputs float32 normalised, targets int64)`` on the device."""
+                shard: tuple[int, int] = (0, 1), batch_range: tuple[int, int] | None = None,
+                ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+        """Yield ``(inputs float32 normalised, targets int64)`` on the device
+        (``shard``, ``batch_range``: as :meth:`DeviceData.batches`)."""
         gen_device = generator.device if generator is not None else "cpu"
         order = shard_order(len(self), shard, shuffle=shuffle, drop_last=drop_last,
                             generator=generator, device=gen_device).cpu().tolist()
+        if drop_last:
+            order = order[:len(order) - len(order) % batch_size]
+        if batch_range is not None:
+            order = order[batch_range[0] * batch_size:batch_range[1] * batch_size]
         if augment:
             base = int(torch.randint(2 ** 62, (1,), generator=generator, device=gen_device))
             keys = [(i, (base, i)) for i in order]

@@ -35,7 +35,7 @@ from .. import __version__
 from .. import distributed
 from ..checkpoint import FORMAT_VERSION, load_model, read_checkpoint_file, save_checkpoint
 from ..data import balanced_subset, load_cifar10
-from ..data.device import DeviceData
+from ..data.device import DeviceData, batch_block
 from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..io import atomic_write_text
 from ..models import build_model, list_models
@@ -188,16 +188,19 @@ def evaluate(model: nn.Module, data: DeviceData, batch_size: int, device: torch.
     """Mean cross-entropy (nats per image) and accuracy (fraction) over ``data``.
 
     ``shard=(rank, world)`` with ``world > 1`` (every rank of the process group must call
-    it): each rank evaluates its contiguous block of the images and the loss sum, correct
-    count and image count are summed over ranks, so the accuracy is the one of a single
-    process on the same images (the loss too, up to float64 summation order)."""
+    it): each rank evaluates a contiguous block of the batches a single process would
+    evaluate (the very same batches) and the loss sum, correct count and image count are
+    summed over ranks, so the accuracy is the single-process one on the same images (the
+    loss too, up to float64 summation order)."""
     was_training = model.training
     model.eval()
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     correct = torch.zeros((), dtype=torch.int64, device=device)
     seen = 0
-    batches = _progress(data.batches(batch_size, shard=shard), progress, desc="test",
-                        total=data.num_batches(batch_size, shard=shard))
+    block = batch_block(data.num_batches(batch_size), shard) if shard[1] > 1 else None
+    batches = _progress(data.batches(batch_size, batch_range=block) if block else
+                        data.batches(batch_size), progress, desc="test",
+                        total=(block[1] - block[0]) if block else data.num_batches(batch_size))
     for x, y in batches:
         with _autocast(device, amp):
             out = model(x)
