@@ -39,7 +39,8 @@ from ttq_core.errors import ConfigError
 from ttq_core.io import atomic_write_text
 
 __all__ = ["Table", "table3", "layer_table", "cost_model_table", "export", "to_html",
-           "to_latex", "to_markdown", "summary_text", "format_value", "MISSING"]
+           "to_latex", "to_markdown", "summary_text", "format_value", "dense_assumption",
+           "MISSING"]
 
 MISSING = "\u2013"  # en dash shown for NaN / None
 _LATEX_MISSING = "--"
@@ -523,6 +524,47 @@ def export(table: Table, folder: str | os.PathLike) -> dict[str, Path]:
     return paths
 
 
+# ----------------------------------------------------------------------------- dense assumption
+
+DENSE_TOLERANCE = 0.10
+"""The dense-activation assumption "holds" when it moves the network's energy by at most
+this fraction of the measured figure."""
+
+
+def dense_assumption(a: Analysis) -> dict[str, Any] | None:
+    """How far the dense-activation energy of ``a`` is from the measured one.
+
+    For a ternary network the ``ttq`` scenarios, for an FP network the ``fp32`` ones:
+    ``dense_uJ``, ``measured_uJ`` (totals per inference), ``ratio`` = dense / measured,
+    ``compute_ratio`` (compute only), ``holds`` (|ratio − 1| ≤ :data:`DENSE_TOLERANCE`),
+    and ``statement``, one sentence for a report.  None when nothing was measured.
+    """
+    net = a.network
+    scenario = "ttq" if net.get("ternary") else "fp32"
+    dense, measured = net.get(f"{scenario}_dense_total_uJ"), net.get(f"{scenario}_measured_total_uJ")
+    if _is_missing(dense) or _is_missing(measured) or not measured:
+        return None
+    dc, mc = net.get(f"{scenario}_dense_compute_uJ"), net.get(f"{scenario}_measured_compute_uJ")
+    ratio = dense / measured
+    compute_ratio = dc / mc if not _is_missing(dc) and not _is_missing(mc) and mc else math.nan
+    holds = abs(ratio - 1) <= DENSE_TOLERANCE
+    zeros = net.get("act_sparsity_macs_weighted")
+    kind = "ternary" if scenario == "ttq" else "FP32"
+    over = "overstates" if ratio >= 1 else "understates"
+    statement = (
+        f"Assuming dense activations gives {dense:.3g} µJ per inference for this {kind} "
+        f"network; skipping the zero activations measured on {_plural(int(net.get('images') or 0), 'image')} "
+        f"gives {measured:.3g} µJ, so the assumption {over} its energy {ratio:.2f}× "
+        f"({ratio - 1:+.1%}; compute alone {compute_ratio:.2f}×)"
+        + (f", with {zeros:.1%} of the MAC-weighted activations zero. " if not _is_missing(zeros) else ". ")
+        + ("The dense-activation assumption holds for this network (within "
+           f"{DENSE_TOLERANCE:.0%})." if holds else
+           "The dense-activation assumption does not hold for this network "
+           f"(off by more than {DENSE_TOLERANCE:.0%}): quote the measured figure."))
+    return {"scenario": scenario, "dense_uJ": dense, "measured_uJ": measured, "ratio": ratio,
+            "compute_ratio": compute_ratio, "holds": holds, "statement": statement}
+
+
 # ----------------------------------------------------------------------------- terminal
 
 def summary_text(entries: Sequence[tuple[str, Analysis]],
@@ -552,4 +594,10 @@ def summary_text(entries: Sequence[tuple[str, Analysis]],
     text = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows), "",
             "Energies per inference of one input. " + _assumptions([a for _, a in entries]),
             "Savings: FP32 total / TTQ total, same activations (dense or measured)."]
+    for label, a in entries:
+        d = dense_assumption(a)
+        if d is not None:
+            verdict = "holds" if d["holds"] else "does not hold"
+            text.append(f"Dense-activation assumption, {label}: dense / measured = "
+                        f"{d['ratio']:.2f}x ({verdict}, tolerance {DENSE_TOLERANCE:.0%}).")
     return "\n".join(text) + "\n"

@@ -278,3 +278,38 @@ def test_summary_text(ttq, fp):
     paired = summary_text([("ResNet-20", ttq)], {"ResNet-20": fp})
     want = fp.network["fp32_measured_total_uJ"] / ttq.network["ttq_measured_total_uJ"]
     assert f"{want:.2f}x" in paired and "87.74" in paired
+
+
+# ----------------------------------------------------------------------------- dense assumption
+
+def _net_analysis(ternary: bool, dense: float, measured: float, dc: float, mc: float) -> Analysis:
+    s = "ttq" if ternary else "fp32"
+    net = {"ternary": ternary, "images": 500, "act_sparsity_macs_weighted": 0.5,
+           f"{s}_dense_total_uJ": dense, f"{s}_measured_total_uJ": measured,
+           f"{s}_dense_compute_uJ": dc, f"{s}_measured_compute_uJ": mc}
+    return Analysis(pd.DataFrame(), net, {}, {})
+
+
+def test_dense_assumption_by_hand():
+    from reports.tables import dense_assumption
+    # ternary: 40 µJ dense vs 20 µJ measured (compute 36 vs 16): 2.00x, compute 2.25x
+    d = dense_assumption(_net_analysis(True, 40.0, 20.0, 36.0, 16.0))
+    assert d["scenario"] == "ttq" and d["ratio"] == 2.0 and d["compute_ratio"] == 2.25
+    assert not d["holds"]
+    assert "overstates its energy 2.00× (+100.0%; compute alone 2.25×)" in d["statement"]
+    assert "does not hold" in d["statement"] and "500 images" in d["statement"]
+    # FP: 10.5 vs 10 µJ is within the 10 % tolerance
+    d = dense_assumption(_net_analysis(False, 10.5, 10.0, 9.5, 9.0))
+    assert d["scenario"] == "fp32" and d["holds"] and d["ratio"] == pytest.approx(1.05)
+    assert "holds for this network" in d["statement"]
+    # nothing measured: no statement
+    assert dense_assumption(_net_analysis(True, 40.0, None, 36.0, None)) is None
+
+
+def test_dense_assumption_on_the_real_resnet20(ttq, fp):
+    from reports.tables import dense_assumption
+    d = dense_assumption(ttq)
+    assert d["ratio"] == pytest.approx(ttq.network["ttq_dense_total_uJ"]
+                                       / ttq.network["ttq_measured_total_uJ"], rel=1e-12)
+    text = summary_text([(LABEL, ttq)], {LABEL: fp})
+    assert f"Dense-activation assumption, {LABEL}: dense / measured = {d['ratio']:.2f}x" in text
