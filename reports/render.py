@@ -147,7 +147,8 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
                              "or an in-memory model), so sparsity evolution, scales and "
                              "training curves cannot be shown." if not history else
                              "No history figure applies to this network."),
-            "quant": _quant(a), "unsupported_ops": a.meta.get("unsupported_ops", {}),
+            "quant": _quant(a), "run": T.run_description(a),
+            "unsupported_ops": a.meta.get("unsupported_ops", {}),
             "other_ops": a.meta.get("other_ops", {}),
         })
     context = {

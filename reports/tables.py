@@ -40,6 +40,7 @@ from ttq_core.io import atomic_write_text
 
 __all__ = ["Table", "table3", "layer_table", "cost_model_table", "export", "to_html",
            "to_latex", "to_markdown", "summary_text", "format_value", "dense_assumption",
+           "run_description",
            "MISSING"]
 
 MISSING = "\u2013"  # en dash shown for NaN / None
@@ -522,6 +523,51 @@ def export(table: Table, folder: str | os.PathLike) -> dict[str, Path]:
     atomic_write_text(paths["tex"], to_latex(table))
     atomic_write_text(paths["md"], to_markdown(table))
     return paths
+
+
+# ----------------------------------------------------------------------------- provenance
+
+def run_description(a: Analysis) -> str | None:
+    """How the analysed checkpoint was trained — data, schedule, hardware — in one
+    paragraph, from what the checkpoint records (None for a checkpoint without a record)."""
+    ck = a.meta.get("checkpoint") or {}
+    cfg = ck.get("train_config")
+    if not isinstance(cfg, dict):
+        return None
+    metrics = ck.get("metrics") or {}
+    parts = [f"{cfg.get('mode', '?').upper()} training of {cfg.get('arch', '?')} on "
+             f"{cfg.get('dataset', '?')}"]
+    if cfg.get("init"):
+        parts[0] += f", initialised from {Path(str(cfg['init'])).name}"
+    train_n, test_n = metrics.get("train_images"), metrics.get("test_images")
+    data = f"{train_n:,} training images" if isinstance(train_n, int) else "the training split"
+    if cfg.get("limit_train"):
+        data += " (fixed class-balanced subset)"
+    if isinstance(test_n, int):
+        data += f", tested on {test_n:,} images"
+    if ck.get("data_source"):
+        data += f" from {ck['data_source']}"
+    parts.append(data)
+    sched = (f"{len(ck.get('history') or [])} of {cfg.get('epochs')} epochs, batch "
+             f"{cfg.get('batch_size')}, SGD momentum {cfg.get('momentum')}, peak LR "
+             f"{cfg.get('lr')} ({cfg.get('schedule')} schedule, {cfg.get('warmup_epochs')} "
+             f"warm-up epochs), weight decay {cfg.get('weight_decay')}")
+    if cfg.get("mode") == "ttq":
+        sched += (f", Wp/Wn LR × {cfg.get('scale_lr_mult')}, latent-gradient scaling "
+                  f"{'on' if cfg.get('grad_scaling', True) else 'off (plain STE)'}")
+    parts.append(sched)
+    hw = f"hardware: {ck.get('device', 'unrecorded')}"
+    dist = ck.get("distributed")
+    world = dist.get("world_size") if isinstance(dist, dict) else None
+    if isinstance(world, int) and world > 1:
+        hw += f" × {world} processes"
+    if isinstance(metrics.get("train_seconds"), (int, float)):
+        hw += f", {metrics['train_seconds'] / 60:.1f} min of training"
+    sw = ck.get("software") or {}
+    if sw:
+        hw += f" (toolkit {sw.get('ttq_toolkit', '?')}, PyTorch {sw.get('torch', '?')})"
+    parts.append(hw)
+    return "; ".join(parts) + "."
 
 
 # ----------------------------------------------------------------------------- dense assumption

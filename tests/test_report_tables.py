@@ -313,3 +313,15 @@ def test_dense_assumption_on_the_real_resnet20(ttq, fp):
                                        / ttq.network["ttq_measured_total_uJ"], rel=1e-12)
     text = summary_text([(LABEL, ttq)], {LABEL: fp})
     assert f"Dense-activation assumption, {LABEL}: dense / measured = {d['ratio']:.2f}x" in text
+
+
+def test_run_description_states_data_schedule_and_hardware(ttq):
+    from reports.tables import run_description
+    text = run_description(ttq)
+    cfg = ttq.meta["checkpoint"]["train_config"]
+    for fact in ("TTQ training of resnet20 on cifar10", "50,000 training images",
+                 "tested on 10,000 images", f"40 of {cfg['epochs']} epochs", "batch 128",
+                 "peak LR 0.01", "cosine schedule", "NVIDIA H200", "latent-gradient scaling on"):
+        assert fact in text
+    bare = Analysis(pd.DataFrame(), {}, {"checkpoint": {"source": "x.th"}}, {})
+    assert run_description(bare) is None

@@ -144,7 +144,7 @@ def _json_value(v):
 
 # ----- inputs
 CHECKPOINT_FACTS = ("dataset", "normalization", "quant", "metrics", "history", "train_config",
-                    "data_source", "device", "software")
+                    "data_source", "device", "software", "distributed")
 
 
 def checkpoint_info(loaded, source) -> dict[str, Any]:
