@@ -125,7 +125,15 @@ ckpt, archive, out = sys.argv[1:4]
 with distributed.session("cpu"):
     norm = torch.load(ckpt, weights_only=True)["normalization"]
     data = cifar10_split("test", norm, archive, limit=300, progress=False)
+    seen = []  # images this rank ran through the model (not the 1-image shape probes)
+
+    def count(module, args):
+        if type(module).__name__ == "CifarResNet" and args[0].shape[0] > 1:
+            seen.append(args[0].shape[0])
+    handle = torch.nn.modules.module.register_module_forward_pre_hook(count)
     a = analyze(ckpt, data=data, device="cpu", progress=False)
+    handle.remove()
+    print(f"rank {distributed.rank()} ran {sum(seen)} images", flush=True)
     if distributed.is_main():
         a.to_json(out)
 """
@@ -142,6 +150,9 @@ def test_distributed_analysis_equals_single_process(ddp_run, tmp_path):
     assert single.returncode == 0, single.stderr[-3000:]
     multi = torchrun([*args, str(tmp_path / "multi.json")])
     assert multi.returncode == 0, multi.stderr[-3000:]
+    assert "rank 0 ran 300 images" in single.stdout
+    # the two ranks split the two batches (256 + 44 images) instead of each running all
+    assert "rank 0 ran 256 images" in multi.stdout and "rank 1 ran 44 images" in multi.stdout
     a = json.loads((tmp_path / "single.json").read_text())
     b = json.loads((tmp_path / "multi.json").read_text())
     assert a["network"]["images"] == b["network"]["images"] == 300

@@ -189,6 +189,11 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         preset=args.preset)
 
 
+# How gloo/NCCL report a collective whose peer process has died.
+_PEER_GONE = ("Connection closed by peer", "Connection reset by peer", "remote worker",
+              "NCCL communicator was aborted")
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     """Parse the flags; a ``--preset`` first sets the defaults of the options it names."""
     parser = build_parser()
@@ -222,6 +227,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             raise  # a bug: keep the traceback
         # under torchrun: the traceback, then one line naming the failed rank; the
         # non-zero exit makes torchrun stop the other ranks
+        first = (str(e).strip().splitlines() or [""])[0]
+        if any(s in first for s in _PEER_GONE):  # collateral: a peer died mid-collective
+            print(f"ttq-train: error: {who}stopped because another rank failed (its error "
+                  f"is above): {first}", file=sys.stderr)
+            return 1
         traceback.print_exc()
         print(f"ttq-train: error: {who}{type(e).__name__}: {e}", file=sys.stderr)
         return 1
