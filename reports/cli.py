@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Sequence
 
+from ttq_core import distributed
 from ttq_core.errors import ConfigError, TTQError
 
 EPILOG = """\
@@ -102,6 +103,7 @@ def run(args: argparse.Namespace) -> Path:
     out = Path(args.out) if args.out else Path("reports") / Path(args.checkpoints[0]).stem
     device = torch.device(args.device) if args.device else torch.device(
         "cuda" if torch.cuda.is_available() else "cpu")
+    device = distributed.local_device(device)  # under torchrun: cuda -> cuda:LOCAL_RANK
 
     arrays = load_cifar10(args.data_dir, progress=not args.no_progress)
     test_x, test_y = arrays.test.images, arrays.test.labels
@@ -156,6 +158,8 @@ def run(args: argparse.Namespace) -> Path:
         jpeg_note = ("This data is the lossy JPEG copy of CIFAR-10 (quality 75, 4:2:0), not the "
                      "original: accuracies are lower than on the original and comparable only "
                      "with runs on the same data.")
+    if not distributed.is_main():  # under torchrun every rank measured its share; rank 0 renders
+        return out
     html = render_report(inputs, out, data_description=description, jpeg_note=jpeg_note,
                          title=args.title, json_copy=args.json)
     print(summary_text([(i.label, i.analysis) for i in inputs],
@@ -167,9 +171,11 @@ def run(args: argparse.Namespace) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        run(args)
+        # under torchrun (several processes) analyze() splits the images over the ranks
+        with distributed.session(args.device):
+            run(args)
     except TTQError as e:
-        print(f"ttq-report: error: {e}", file=sys.stderr)
+        print(f"ttq-report: error: {distributed.rank_prefix()}{e}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ttq-report: interrupted; no report was written", file=sys.stderr)
