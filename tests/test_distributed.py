@@ -1,8 +1,8 @@
 """Multi-process runs under torchrun on the CPU (gloo, 2 processes, a small CIFAR-10 subset):
 the run completes, rank 0 alone writes one valid checkpoint, the history is reduced over
 ranks (not rank 0's alone), a failing rank names itself, keeps the last good checkpoint
-and ``--resume`` continues, and distributed analysis equals the single-process one
-exactly.  Plus the sharding arithmetic, without processes."""
+and ``--resume`` continues, and distributed analysis (``analyze`` and ``ttq-report``)
+equals the single-process one exactly.  Plus the sharding arithmetic, without processes."""
 
 from __future__ import annotations
 
@@ -162,6 +162,13 @@ def test_distributed_analysis_equals_single_process(ddp_run, tmp_path):
         i = cols.index(name)
         assert [r[i] for r in a["layers"]["data"]] == [r[i] for r in b["layers"]["data"]], name
     assert a == b  # everything: per-layer table, totals, histograms, meta
+    # ttq-report under torchrun: the ranks measure, rank 0 alone renders the same numbers
+    report = torchrun(["-m", "reports.cli", str(out / "last.pt"), "--data-dir", str(CIFAR_ARCHIVE),
+                       "--limit-test", "300", "--no-progress", "--out", str(tmp_path / "report")])
+    assert report.returncode == 0, report.stderr[-3000:]
+    assert report.stdout.count("report: ") == 1 and (tmp_path / "report" / "report.html").exists()
+    (net,) = json.loads((tmp_path / "report" / "analysis.json").read_text())["networks"]
+    assert net["analysis"]["layers"] == a["layers"] and net["analysis"]["histograms"] == a["histograms"]
 
 
 @needs_cifar
