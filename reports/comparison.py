@@ -1,0 +1,419 @@
+"""Comparison report of several TTQ settings of one network (what ``ttq-sweep`` renders).
+
+Input: one :class:`SweepEntry` per setting (label, how it was trained, its analysis, its
+training history) and, optionally, the analysis of the FP baseline they were fine-tuned
+from.  Output folder: ``report.html`` (self-contained), ``comparison.{csv,tex,md}``,
+``ablation_grad_scaling.{csv,tex,md}`` when a with/without-scaling pair is present,
+every figure as SVG/PNG, and ``sweep.json`` (every analysis).  Built aside and moved into
+place like :func:`reports.render.render_report`.
+
+The Pareto front is over (energy per inference, best test accuracy): a setting is on the
+front when no other setting has at most its energy and at least its accuracy with one of
+the two strictly better.  It is computed for measured energy (zero activations skipped,
+the default) and for dense-activation energy.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+from markupsafe import Markup
+
+from ttq_analysis import Analysis
+from ttq_core import __version__
+from ttq_core.io import atomic_write_text
+
+from . import figures as F
+from . import tables as T
+from .render import _replace_dir, slugify
+from .templating import environment
+
+__all__ = ["SweepEntry", "pareto_front", "comparison_table", "ablation_pairs",
+           "ablation_table", "render_comparison"]
+
+
+@dataclass
+class SweepEntry:
+    """One trained setting: ``label`` (unique), ``description`` of its threshold rule,
+    ``analysis`` of its selected checkpoint, ``history`` (list of epoch entries),
+    ``grad_scaling`` and ``key`` (the setting with grad scaling removed, for pairing
+    ablation twins), and ``plan`` (a threshold-plan dict, if one chose its thresholds)."""
+
+    label: str
+    description: str
+    analysis: Analysis
+    history: list[dict]
+    grad_scaling: bool = True
+    key: str = ""
+    plan: dict | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+# ----------------------------------------------------------------------------- numbers
+
+def pareto_front(energy: Sequence[float], accuracy: Sequence[float]) -> list[bool]:
+    """For each point, whether it is on the (min energy, max accuracy) Pareto front.
+
+    A point is dominated when another has energy <= and accuracy >= with at least one
+    strictly better; NaN points are never on the front.  Duplicates are both kept.
+    """
+    e = np.asarray(energy, dtype=float)
+    a = np.asarray(accuracy, dtype=float)
+    out = []
+    for i in range(len(e)):
+        if np.isnan(e[i]) or np.isnan(a[i]):
+            out.append(False)
+            continue
+        dominated = any(
+            j != i and not np.isnan(e[j]) and not np.isnan(a[j])
+            and e[j] <= e[i] and a[j] >= a[i] and (e[j] < e[i] or a[j] > a[i])
+            for j in range(len(e)))
+        out.append(not dominated)
+    return out
+
+
+def _accs(history: list[dict]) -> tuple[float, float]:
+    accs = [h.get("test_acc") for h in history if h.get("test_acc") is not None]
+    return (max(accs), accs[-1]) if accs else (math.nan, math.nan)
+
+
+def _num(v) -> float:
+    return math.nan if v is None else float(v)
+
+
+def comparison_table(entries: Sequence[SweepEntry], baseline: Analysis | None = None) -> T.Table:
+    """One row per setting (and the FP baseline first, when given): accuracy, weight and
+    activation sparsity, energy dense and measured (µJ per inference), savings over the FP
+    baseline (like with like), dense / measured ratio, Pareto membership."""
+    rows = []
+    for e in entries:
+        net = e.analysis.network
+        best, final = _accs(e.history)
+        d = T.dense_assumption(e.analysis)
+        rows.append({
+            "setting": e.label, "threshold_rule": e.description,
+            "grad_scaling": "on" if e.grad_scaling else "off",
+            "best_test_acc": best, "final_test_acc": final,
+            "weight_sparsity": _num(net.get("weight_sparsity")),
+            "act_sparsity": _num(net.get("act_sparsity_macs_weighted")),
+            "energy_dense_uJ": _num(net.get("ttq_dense_total_uJ")),
+            "energy_measured_uJ": _num(net.get("ttq_measured_total_uJ")),
+            "dense_over_measured": d["ratio"] if d else math.nan,
+        })
+    df = pd.DataFrame(rows)
+    df["pareto_measured"] = pareto_front(df["energy_measured_uJ"], df["best_test_acc"])
+    df["pareto_dense"] = pareto_front(df["energy_dense_uJ"], df["best_test_acc"])
+    if baseline is not None:
+        b = baseline.network
+        df["saving_dense"] = _num(b.get("fp32_dense_total_uJ")) / df["energy_dense_uJ"]
+        df["saving_measured"] = _num(b.get("fp32_measured_total_uJ")) / df["energy_measured_uJ"]
+        fp_acc = _num(b.get("test_acc"))
+        d = T.dense_assumption(baseline)
+        fp_row = {"setting": "FP32 baseline", "threshold_rule": "full precision",
+                  "grad_scaling": "", "best_test_acc": fp_acc, "final_test_acc": math.nan,
+                  "weight_sparsity": math.nan,
+                  "act_sparsity": _num(b.get("act_sparsity_macs_weighted")),
+                  "energy_dense_uJ": _num(b.get("fp32_dense_total_uJ")),
+                  "energy_measured_uJ": _num(b.get("fp32_measured_total_uJ")),
+                  "dense_over_measured": d["ratio"] if d else math.nan,
+                  "pareto_measured": False, "pareto_dense": False,
+                  "saving_dense": 1.0, "saving_measured": 1.0}
+        df = pd.concat([pd.DataFrame([fp_row]), df], ignore_index=True)
+    images = {int(e.analysis.meta.get("images") or 0) for e in entries}
+    a0 = entries[0].analysis
+    caption = (
+        f"TTQ settings of {a0.meta.get('arch', 'the network')} compared. Accuracies are top-1 "
+        f"on the test images of each run (best epoch and final epoch); the analysis uses the "
+        f"best-epoch checkpoint on {T._join(f'{n:,}' for n in sorted(images))} test images. "
+        f"Weight sparsity is the fraction of zero ternary weights; activation sparsity is "
+        f"MAC-weighted. Energies are per inference of one image: dense assumes every "
+        f"activation nonzero (the paper's convention), measured skips the zero activations "
+        f"counted on the data. "
+        + ("Savings are the FP32 baseline's energy over each setting's, dense over dense and "
+           "measured over measured (the baseline's own activations). " if baseline is not None else "")
+        + "pareto_* marks settings no other setting beats on both energy and best accuracy. "
+        + T._assumptions([e.analysis for e in entries]))
+    formats = {"best_test_acc": "{:.4f}", "final_test_acc": "{:.4f}",
+               "weight_sparsity": "{:.3f}", "act_sparsity": "{:.3f}",
+               "energy_dense_uJ": "{:.2f}", "energy_measured_uJ": "{:.2f}",
+               "dense_over_measured": "{:.2f}", "saving_dense": "{:.2f}",
+               "saving_measured": "{:.2f}"}
+    return T.Table("comparison", "Settings compared", df, caption, formats)
+
+
+def ablation_pairs(entries: Sequence[SweepEntry]) -> list[tuple[SweepEntry, SweepEntry]]:
+    """(with scaling, without scaling) pairs of settings equal in everything else."""
+    with_s = {e.key: e for e in entries if e.grad_scaling}
+    return [(with_s[e.key], e) for e in entries if not e.grad_scaling and e.key in with_s]
+
+
+def _mean_layer_series(history: list[dict], key: str) -> np.ndarray:
+    out = []
+    for h in history:
+        vals = [v.get(key) for v in (h.get("layers") or {}).values() if v.get(key) is not None]
+        out.append(float(np.mean(vals)) if vals else math.nan)
+    return np.array(out, dtype=float)
+
+
+def _epochs_to(history: list[dict], fraction: float) -> float:
+    """First epoch whose test accuracy reaches ``fraction`` of the run's best."""
+    best, _ = _accs(history)
+    for h in history:
+        if h.get("test_acc") is not None and h["test_acc"] >= fraction * best:
+            return float(h.get("epoch"))
+    return math.nan
+
+
+def ablation_table(pairs: Sequence[tuple[SweepEntry, SweepEntry]]) -> T.Table:
+    """Convergence, accuracy, sparsity and gradient statistics with and without TTQ's
+    per-region latent-gradient scaling (Wp / 1 / Wn)."""
+    rows = []
+    for on, off in pairs:
+        for e in (on, off):
+            best, final = _accs(e.history)
+            row = {"setting": e.label, "grad_scaling": "on" if e.grad_scaling else "off",
+                   "best_test_acc": best, "final_test_acc": final,
+                   "epochs_to_95pct_of_best": _epochs_to(e.history, 0.95),
+                   "zero_frac_first_epoch": _mean_layer_series(e.history[:1], "frac_zero")[0]
+                   if e.history else math.nan,
+                   "zero_frac_last_epoch": _mean_layer_series(e.history[-1:], "frac_zero")[0]
+                   if e.history else math.nan}
+            for region in ("pos", "zero", "neg"):
+                raw = _mean_layer_series(e.history, f"grad_abs_mean_{region}")
+                applied = _mean_layer_series(e.history, f"grad_abs_mean_scaled_{region}")
+                row[f"grad_{region}_raw"] = float(np.nanmean(raw)) if np.isfinite(raw).any() else math.nan
+                row[f"grad_{region}_applied"] = (float(np.nanmean(applied))
+                                                 if np.isfinite(applied).any() else math.nan)
+            rows.append(row)
+    df = pd.DataFrame(rows)
+    caption = (
+        "Ablation of TTQ's per-region learning-rate multipliers: the same network, data, "
+        "schedule and seed trained with the latent gradient scaled by Wp / 1 / Wn in the "
+        "+ / 0 / − regions (on) and with plain straight-through gradients (off). Accuracies "
+        "are top-1 on each run's test images; epochs_to_95pct_of_best is the first epoch "
+        "reaching 95% of the run's best accuracy; zero_frac_* is the mean over ternary layers "
+        "of the fraction of zero weights after the first and the last epoch. grad_*_raw is "
+        "the mean |∂L/∂w_t| reaching each region, grad_*_applied the mean |gradient| applied "
+        "to the latent weights (after scaling), each averaged over the sampled steps, the "
+        "ternary layers and the epochs.")
+    fmt = {c: "{:.3g}" for c in df.columns if c.startswith("grad_")}
+    fmt.update({"best_test_acc": "{:.4f}", "final_test_acc": "{:.4f}",
+                "epochs_to_95pct_of_best": "{:.0f}", "zero_frac_first_epoch": "{:.3f}",
+                "zero_frac_last_epoch": "{:.3f}"})
+    return T.Table("ablation_grad_scaling", "Latent-gradient scaling ablation", df, caption, fmt)
+
+
+# ----------------------------------------------------------------------------- figures
+
+_MARKERS = "osD^vP*Xhp<>"
+
+
+@F._styled
+def pareto_figure(table: T.Table, assumptions: str = "") -> F.FigureSpec | None:
+    df = table.df[table.df["setting"] != "FP32 baseline"]
+    if df.empty or df["best_test_acc"].isna().all():
+        return None
+    fig = F._new_figure((6.4, 3.6))
+    ax = fig.subplots()
+    for i, r in enumerate(df.itertuples(index=False)):
+        mk = _MARKERS[i % len(_MARKERS)]
+        ax.plot(r.energy_measured_uJ, 100 * r.best_test_acc, marker=mk, linestyle="none",
+                color="#0072B2", markersize=6, label=r.setting)
+        if not math.isnan(r.energy_dense_uJ):
+            ax.plot(r.energy_dense_uJ, 100 * r.best_test_acc, marker=mk, linestyle="none",
+                    markerfacecolor="none", color="#777777", markersize=6)
+            ax.plot([r.energy_measured_uJ, r.energy_dense_uJ], [100 * r.best_test_acc] * 2,
+                    color="#BBBBBB", linewidth=0.6, zorder=0)
+    front = df[df["pareto_measured"]].sort_values("energy_measured_uJ")
+    if len(front):
+        ax.step(front["energy_measured_uJ"], 100 * front["best_test_acc"], where="post",
+                color="#D55E00", linewidth=1.2, label="Pareto front (measured)")
+    base = table.df[table.df["setting"] == "FP32 baseline"]
+    fp_note = ""
+    if len(base) and not math.isnan(base["best_test_acc"].iloc[0]):
+        acc = 100 * base["best_test_acc"].iloc[0]
+        ax.axhline(acc, color="#555555", linestyle="--", linewidth=0.8,
+                   label=f"FP32 baseline {acc:.2f}%")
+        fp_note = (f" The dashed line is the FP32 baseline's accuracy ({acc:.2f}%; its energy, "
+                   f"{base['energy_measured_uJ'].iloc[0]:.1f} µJ measured, is off the axis).")
+    ax.set_xlabel("energy per inference (µJ): filled = measured activations, hollow = dense")
+    ax.set_ylabel("best test top-1 accuracy (%)")
+    ax.grid(linewidth=0.3, alpha=0.6)
+    ax.legend(frameon=False, fontsize=6, loc="best")
+    on_front = ", ".join(front["setting"]) or "none"
+    caption = (f"Accuracy against energy per inference for every setting: filled markers use "
+               f"the measured activations (zero inputs skipped), hollow markers of the same "
+               f"shape the dense-activation assumption; the grey segment joins the two. The "
+               f"step line is the Pareto front on measured energy: {on_front}.{fp_note} "
+               f"{assumptions}").strip()
+    return F.FigureSpec("pareto", fig, caption)
+
+
+def _line_styles(n: int):
+    colors = ["#0072B2", "#D55E00", "#009E73", "#CC79A7", "#E69F00", "#56B4E9", "#000000",
+              "#F0E442"]
+    styles = ["-", "--", "-.", ":"]
+    return [(colors[i % len(colors)], styles[(i // len(colors)) % len(styles)],
+             _MARKERS[i % len(_MARKERS)]) for i in range(n)]
+
+
+@F._styled
+def convergence_figure(entries: Sequence[SweepEntry]) -> F.FigureSpec | None:
+    if not any(e.history for e in entries):
+        return None
+    fig = F._new_figure((7.0, 3.0))
+    ax_acc, ax_zero = fig.subplots(1, 2, sharex=True)
+    for e, (c, ls, mk) in zip(entries, _line_styles(len(entries))):
+        ep = F._epochs(e.history)
+        acc = np.array([_num(h.get("test_acc")) for h in e.history])
+        kw = dict(color=c, linestyle=ls, marker=mk, markersize=2.5, linewidth=1.0, label=e.label)
+        ax_acc.plot(ep, 100 * acc, **kw)
+        ax_zero.plot(ep, _mean_layer_series(e.history, "frac_zero"), **kw)
+    ax_acc.set_ylabel("test top-1 accuracy (%)")
+    ax_zero.set_ylabel("zero-weight fraction (mean over ternary layers)")
+    for ax, title in ((ax_acc, "convergence"), (ax_zero, "sparsity evolution")):
+        ax.set_xlabel("epoch")
+        ax.set_title(title, loc="left")
+        ax.grid(linewidth=0.3, alpha=0.6)
+    ax_acc.legend(frameon=False, fontsize=6)
+    caption = ("Test accuracy (left) and the mean fraction of zero weights over the ternary "
+               "layers (right) after each epoch, per setting. Settings with the sparsity rule "
+               "hold their fraction fixed by construction; threshold-rule settings let it move "
+               "with the latent weights.")
+    return F.FigureSpec("convergence", fig, caption)
+
+
+@F._styled
+def ablation_gradient_figure(pairs: Sequence[tuple[SweepEntry, SweepEntry]]) -> F.FigureSpec | None:
+    entries = [e for pair in pairs for e in pair]
+    if not entries or not any(e.history for e in entries):
+        return None
+    fig = F._new_figure((7.0, 2.8 * len(pairs)))
+    axes = np.atleast_2d(fig.subplots(len(pairs), 2, squeeze=False))
+    for row, (on, off) in enumerate(pairs):
+        for col, e in enumerate((on, off)):
+            ax = axes[row, col]
+            ep = F._epochs(e.history)
+            for region in ("pos", "zero", "neg"):
+                applied = _mean_layer_series(e.history, f"grad_abs_mean_scaled_{region}")
+                ax.plot(ep, applied, color=F.COLORS[region], marker=F.MARKERS[region],
+                        markersize=3, linewidth=1.0, label=F.REGION_LABELS[region])
+            ax.set_yscale("log")
+            ax.set_title(f"{e.label}: scaling {'on' if e.grad_scaling else 'off'}", loc="left")
+            ax.set_xlabel("epoch")
+            ax.set_ylabel("mean |gradient applied to w|")
+            ax.grid(linewidth=0.3, alpha=0.6)
+            ax.legend(frameon=False, fontsize=6)
+    caption = ("Mean magnitude of the gradient applied to the latent weights in each region "
+               "(+, 0, −), averaged over the ternary layers and the sampled steps of each epoch, "
+               "with TTQ's Wp / 1 / Wn scaling (left) and plain straight-through gradients "
+               "(right), log scale. With scaling, the ± regions receive Wp- and Wn-times "
+               "the zero region's rate; without, all regions move at the same rate.")
+    return F.FigureSpec("ablation_gradients", fig, caption)
+
+
+# ----------------------------------------------------------------------------- render
+
+def render_comparison(entries: Sequence[SweepEntry], out_dir: str | os.PathLike, *,
+                      baseline: Analysis | None = None, title: str | None = None,
+                      data_description: str = "", recipe: str = "",
+                      jpeg_note: str | None = None) -> Path:
+    """Write the comparison report into ``out_dir`` (replaced atomically); return its
+    report.html."""
+    if not entries:
+        raise ValueError("render_comparison needs at least one setting")
+    labels = [e.label for e in entries]
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"setting labels must be unique, got {labels}")
+    out_dir = Path(out_dir)
+    out_dir.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
+    try:
+        _write(entries, tmp, baseline, title, data_description, recipe, jpeg_note)
+        _replace_dir(tmp, out_dir)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return out_dir / "report.html"
+
+
+def _figure_item(spec: F.FigureSpec, folder: Path, number: int) -> dict:
+    F.save(spec, folder)
+    return {"name": spec.name, "svg": Markup(F.to_svg(spec.fig, id_prefix=spec.name)),
+            "caption": spec.caption, "number": number}
+
+
+def _write(entries, folder: Path, baseline, title, data_description, recipe, jpeg_note) -> None:
+    table = comparison_table(entries, baseline)
+    T.export(table, folder)
+    pairs = ablation_pairs(entries)
+    abl = ablation_table(pairs) if pairs else None
+    if abl is not None:
+        T.export(abl, folder)
+    cost = T.cost_model_table(entries[0].analysis)
+    T.export(cost, folder)
+    figures = []
+    assumptions = T._assumptions([e.analysis for e in entries])
+    for spec in (pareto_figure(table, assumptions), convergence_figure(entries)):
+        if spec is not None:
+            figures.append(_figure_item(spec, folder, len(figures) + 1))
+    abl_figures = []
+    if pairs:
+        spec = ablation_gradient_figure(pairs)
+        if spec is not None:
+            abl_figures.append(_figure_item(spec, folder, len(figures) + 1))
+    settings = []
+    for e in entries:
+        d = T.dense_assumption(e.analysis)
+        plan = None
+        if e.plan:
+            det = e.plan.get("details", {})
+            plan = {"method": e.plan.get("method"), "budget": det.get("budget"),
+                    "predicted_uJ": det.get("predicted_uJ"), "reference_uJ": det.get("reference_uJ"),
+                    "sensitivity": det.get("sensitivity"),
+                    "layers": list(e.plan.get("layers", {}).items())}
+        settings.append({"label": e.label, "slug": slugify(e.label), "description": e.description,
+                         "dense": d, "run": T.run_description(e.analysis), "plan": plan})
+    front = table.df[table.df["pareto_measured"].astype(bool)]
+    best = table.df[table.df["setting"] != "FP32 baseline"].sort_values(
+        "best_test_acc", ascending=False).iloc[0]
+    context = {
+        "title": title or f"TTQ settings compared: {entries[0].analysis.meta.get('arch', '')}",
+        "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "version": __version__, "torch_version": str(torch.__version__),
+        "table": T.to_html(table), "ablation": T.to_html(abl) if abl is not None else None,
+        "figures": figures, "ablation_figures": abl_figures, "settings": settings,
+        "front": list(front["setting"]), "best": {"label": best["setting"],
+                                                  "acc": best["best_test_acc"]},
+        "baseline": baseline.network if baseline is not None else None,
+        "cost_model": T.to_html(cost), "data": {"description": data_description,
+                                                "jpeg_note": jpeg_note},
+        "recipe": recipe, "conventions": entries[0].analysis.meta.get("conventions", {}),
+    }
+    html = environment().get_template("comparison.html.j2").render(**context)
+    atomic_write_text(folder / "report.html", html)
+    dump = {"format": "ttq-sweep", "settings": [
+        {"label": e.label, "description": e.description, "grad_scaling": e.grad_scaling,
+         "plan": e.plan, "history": e.history, "analysis": e.analysis.to_dict(), **e.extra}
+        for e in entries], "baseline": baseline.to_dict() if baseline is not None else None}
+    atomic_write_text(folder / "sweep.json", json.dumps(dump, indent=1, allow_nan=False,
+                                                        default=_json_default))
+
+
+def _json_default(v):
+    if isinstance(v, (np.floating, np.integer)):
+        return v.item()
+    if isinstance(v, np.bool_):
+        return bool(v)
+    raise TypeError(f"not JSON-serialisable: {type(v).__name__}")

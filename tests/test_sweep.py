@@ -1,0 +1,136 @@
+"""ttq-sweep on a tiny real subset: every kind of setting trains, plans meet their budgets
+after fine-tuning, the sparsity rule holds exactly, the ablation pair's gradient statistics
+behave as the scaling says, the Pareto front by hand, reruns reuse finished runs, bad
+settings fail in one line."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from reports.comparison import pareto_front
+from reports.sweep import main as sweep_main, parse_setting
+from ttq_core.errors import ConfigError
+
+from conftest import CIFAR_ARCHIVE, needs_cifar
+
+REPO = Path(__file__).resolve().parents[1]
+FP_CKPT = REPO / "benchmarks" / "results" / "h200-2026-11-26" / "resnet20_fp_best.pt"
+TINY = ["--init", str(FP_CKPT), "--data-dir", str(CIFAR_ARCHIVE), "--limit-train", "256",
+        "--limit-test", "100", "--batch-size", "64", "--epochs", "1", "--device", "cpu",
+        "--calibration-images", "32", "--no-progress"]
+SETTINGS = ["--thresholds", "0.05", "--sparsities", "0.5", "--energy-budgets", "0.7",
+            "--uniform-budgets", "0.7", "--ablate-grad-scaling"]
+
+
+def test_pareto_front_by_hand():
+    # (energy, accuracy): B dominates A (cheaper, as accurate); C is more accurate but dearer;
+    # D is dominated by B; E is NaN
+    energy = [10.0, 8.0, 12.0, 9.0, math.nan]
+    acc = [0.80, 0.80, 0.85, 0.79, 0.99]
+    assert pareto_front(energy, acc) == [False, True, True, False, False]
+    assert pareto_front([1.0, 1.0], [0.5, 0.5]) == [True, True]   # duplicates both kept
+
+
+def test_parse_setting():
+    s = parse_setting("energy=25uJ,ste,scale-lr-mult=0.1,label=mine")
+    assert (s.kind, s.value, s.grad_scaling, s.overrides, s.label) == \
+        ("energy", "25uJ", False, {"scale_lr_mult": 0.1}, "mine")
+    assert parse_setting("t=0.1").label == "t=0.1"
+    assert parse_setting("t=0.1,ste").key == parse_setting("t=0.1").key
+    for bad, msg in [("x=1", "unknown kind"), ("t=abc", "not a number"), ("t=1.5", "must be in"),
+                     ("energy=3", "a fraction must be in"), ("t=0.1,fast", "unknown option"),
+                     ("0.1", "expected KIND=VALUE")]:
+        with pytest.raises(ConfigError, match=msg):
+            parse_setting(bad)
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    if not CIFAR_ARCHIVE.exists():
+        pytest.skip("real CIFAR-10 archive absent")
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    assert sweep_main([*TINY, *SETTINGS, "--out", str(out)]) == 0
+    return out
+
+
+@needs_cifar
+def test_sweep_report_and_tables(sweep):
+    report = sweep / "report"
+    html = (report / "report.html").read_text()
+    for section in ('id="comparison"', 'id="ablation"', 'id="fig-pareto"', 'id="dense"',
+                    "Pareto front", "Dense-activation assumption", "How it was trained"):
+        assert section in html
+    for f in ("comparison.csv", "comparison.tex", "comparison.md", "ablation_grad_scaling.csv",
+              "pareto.svg", "pareto.png", "convergence.svg", "ablation_gradients.png",
+              "sweep.json"):
+        assert (report / f).stat().st_size > 0
+    df = pd.read_csv(report / "comparison.csv")
+    assert list(df["setting"]) == ["FP32 baseline", "t=0.05", "sparsity 0.5", "energy-aware 0.7",
+                                   "uniform 0.7", "t=0.05 (plain STE)"]
+    # the sparsity rule keeps exactly half of every (even-sized) ternary layer zero
+    assert df.loc[df["setting"] == "sparsity 0.5", "weight_sparsity"].item() == pytest.approx(0.5, abs=1e-12)
+    # each row's Pareto flag agrees with a brute-force dominance check on the table itself
+    tern = df[df["setting"] != "FP32 baseline"]
+    for _, r in tern.iterrows():
+        dominated = any((o["energy_measured_uJ"] <= r["energy_measured_uJ"]
+                         and o["best_test_acc"] >= r["best_test_acc"]
+                         and (o["energy_measured_uJ"] < r["energy_measured_uJ"]
+                              or o["best_test_acc"] > r["best_test_acc"]))
+                        for _, o in tern.iterrows() if o["setting"] != r["setting"])
+        assert bool(r["pareto_measured"]) == (not dominated)
+
+
+@needs_cifar
+def test_planned_budgets_hold_after_fine_tuning(sweep):
+    import json
+    df = pd.read_csv(sweep / "report" / "comparison.csv")
+    for label, slug in (("energy-aware 0.7", "energy-aware-0-7"), ("uniform 0.7", "uniform-0-7")):
+        plan = json.loads((sweep / "plans" / f"{slug}.json").read_text())
+        budget = plan["details"]["budget_uJ"]
+        assert budget == pytest.approx(0.7 * plan["details"]["reference_uJ"], rel=1e-12)
+        dense = df.loc[df["setting"] == label, "energy_dense_uJ"].item()
+        # fine-tuning keeps every layer's zero count, so the dense energy stays in budget
+        assert dense <= budget * (1 + 1e-9)
+
+
+@needs_cifar
+def test_ablation_gradient_statistics(sweep):
+    abl = pd.read_csv(sweep / "report" / "ablation_grad_scaling.csv")
+    on = abl[abl["grad_scaling"] == "on"].iloc[0]
+    off = abl[abl["grad_scaling"] == "off"].iloc[0]
+    for region in ("pos", "zero", "neg"):
+        # plain STE applies the gradient unchanged
+        assert off[f"grad_{region}_applied"] == pytest.approx(off[f"grad_{region}_raw"], rel=1e-9)
+    # TTQ: the zero region's multiplier is 1, the ± regions' are Wp, Wn (< 1 here)
+    assert on["grad_zero_applied"] == pytest.approx(on["grad_zero_raw"], rel=1e-9)
+    assert on["grad_pos_applied"] < on["grad_pos_raw"]
+    assert on["grad_neg_applied"] < on["grad_neg_raw"]
+
+
+@needs_cifar
+def test_rerun_reuses_finished_runs(sweep, capsys):
+    last = sweep / "runs" / "t-0-05" / "last.pt"
+    before = last.stat().st_mtime_ns
+    assert sweep_main([*TINY, *SETTINGS, "--out", str(sweep)]) == 0
+    assert "finished run found" in capsys.readouterr().out
+    assert last.stat().st_mtime_ns == before
+    # the same folder with another setting under an existing name is refused
+    code = sweep_main([*TINY, "--setting", "t=0.05,lr=0.5,label=t=0.05", "--out", str(sweep)])
+    err = capsys.readouterr().err
+    assert code == 1 and "holds a run with different settings" in err
+
+
+def test_bad_sweep_input_one_line(tmp_path, capsys):
+    for args, msg in [(["--setting", "bogus=1"], "unknown kind"),
+                      ([], "no settings"),
+                      (["--thresholds", "0.1", "--setting", "t=0.1"], "share a name"),
+                      (["--thresholds", "0.1", "--epochs", "0"], "--epochs must be at least 1")]:
+        code = sweep_main(["--init", str(FP_CKPT), *args, "--out", str(tmp_path / "x")])
+        err = capsys.readouterr().err
+        assert code == 1 and err.startswith("ttq-sweep: error:") and msg in err, err
+        assert len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "x").exists()
