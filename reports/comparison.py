@@ -45,7 +45,8 @@ __all__ = ["SweepEntry", "pareto_front", "comparison_table", "ablation_pairs",
 
 @dataclass
 class SweepEntry:
-    """One trained setting: ``label`` (unique), ``description`` of its threshold rule,
+    """One trained setting: ``label`` (unique), ``description`` of its threshold rule
+    (a sentence), ``rule`` (a few words for the table),
     ``analysis`` of its selected checkpoint, ``history`` (list of epoch entries),
     ``grad_scaling`` and ``key`` (the setting with grad scaling removed, for pairing
     ablation twins), and ``plan`` (a threshold-plan dict, if one chose its thresholds)."""
@@ -58,6 +59,7 @@ class SweepEntry:
     key: str = ""
     plan: dict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
+    rule: str = ""
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -102,7 +104,7 @@ def comparison_table(entries: Sequence[SweepEntry], baseline: Analysis | None = 
         best, final = _accs(e.history)
         d = T.dense_assumption(e.analysis)
         rows.append({
-            "setting": e.label, "threshold_rule": e.description,
+            "setting": e.label, "threshold_rule": e.rule or e.description,
             "grad_scaling": "on" if e.grad_scaling else "off",
             "best_test_acc": best, "final_test_acc": final,
             "weight_sparsity": _num(net.get("weight_sparsity")),
@@ -134,7 +136,9 @@ def comparison_table(entries: Sequence[SweepEntry], baseline: Analysis | None = 
     a0 = entries[0].analysis
     caption = (
         f"TTQ settings of {a0.meta.get('arch', 'the network')} compared. Accuracies are top-1 "
-        f"on the test images of each run (best epoch and final epoch); the analysis uses the "
+        f"on the test images of each run (best epoch and final epoch"
+        + ("; the FP32 baseline's measured on the same images" if baseline is not None else "")
+        + f"); the analysis uses the "
         f"best-epoch checkpoint on {T._join(f'{n:,}' for n in sorted(images))} test images. "
         f"Weight sparsity is the fraction of zero ternary weights; activation sparsity is "
         f"MAC-weighted. Energies are per inference of one image: dense assumes every "

@@ -73,6 +73,10 @@ class Setting:
         """Everything but grad scaling: ablation twins share it."""
         return f"{self.kind}={self.value};{sorted(self.overrides.items())}"
 
+    def rule(self) -> str:
+        return {"t": f"threshold t={self.value}", "sparsity": f"sparsity {self.value}",
+                "energy": "sparsity, energy-aware plan", "uniform": "sparsity, uniform plan"}[self.kind]
+
     def description(self) -> str:
         return {"t": f"threshold rule, Δ = {self.value}·max|w| in every ternary layer",
                 "sparsity": f"sparsity rule, {self.value} of the weights zero in every ternary layer",
@@ -351,25 +355,27 @@ def run(args: argparse.Namespace) -> Path:
         idx = balanced_subset(test_y, args.limit_test)
         test_x, test_y = test_x[idx], test_y[idx]
 
-    def measure(path: Path | str):
+    def measure(path: Path | str, recorded: bool = True):
         ld = load_model(path, arch=args.arch)
         norm = (ld.checkpoint or {}).get("normalization")
         mean, std = (norm["mean"], norm["std"]) if norm else arrays.channel_stats()
         a = analyze(ld.model, data=DeviceData(test_x, test_y, mean, std, device),
                     energy_model=energy, device=device, memory=args.memory, progress=progress)
         a.meta["checkpoint"] = checkpoint_info(ld, path)
-        recorded = ((ld.checkpoint or {}).get("metrics") or {}).get("best_test_acc")
-        a.network["test_acc"] = recorded if recorded is not None else a.network["measured_acc"]
+        # a run's best test accuracy as recorded on the sweep's test images; the baseline's
+        # measured here on the same images (its own record may be on another test set)
+        acc = ((ld.checkpoint or {}).get("metrics") or {}).get("best_test_acc") if recorded else None
+        a.network["test_acc"] = acc if acc is not None else a.network["measured_acc"]
         return a
 
     say("analysing the FP baseline and every setting on the test images")
-    baseline = measure(args.init)
+    baseline = measure(args.init, recorded=False)
     entries = []
     for s, run_dir, plan_dict in results:
         a = measure(run_dir / "best.pt")
         history = read_checkpoint_file(run_dir / "last.pt").get("history") or []
         entries.append(SweepEntry(s.label, s.description(), a, history, s.grad_scaling, s.key,
-                                  plan_dict, {"run_dir": str(run_dir)}))
+                                  plan_dict, {"run_dir": str(run_dir)}, s.rule()))
 
     # 3. the report
     n = len(test_y)
