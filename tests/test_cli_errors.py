@@ -309,3 +309,26 @@ def test_new_run_refuses_existing_last_pt(tmp_path, out, good_ckpt_bytes, conten
     assert (out / "last.pt").read_bytes() == content
     assert (out / "last.pt").stat().st_mtime_ns == stat.st_mtime_ns
     assert sorted(p.name for p in out.iterdir()) == ["last.pt"]
+
+
+# --------------------------------------------------------------------------- --threshold-plan
+
+@pytest.mark.parametrize("content, fragment", [
+    (None, "does not exist"),
+    ("{not json", "not valid JSON"),
+    ('{"format": "ttq-threshold-plan", "version": 1, "rule": "sparsity", '
+     '"layers": {"layer1.0.conv1": 1.5}}', "must be in [0.0, 1.0)"),
+    ('{"format": "ttq-threshold-plan", "version": 1, "rule": "sparsity", '
+     '"layers": {"nope.conv": 0.5}}', "no sparsity value for ternary layer"),
+], ids=["missing", "junk", "bad-value", "other-model"])
+@needs_archive
+def test_bad_threshold_plan(tmp_path, out, good_ckpt_bytes, content, fragment):
+    init = tmp_path / "fp.pt"
+    init.write_bytes(good_ckpt_bytes)
+    plan = tmp_path / "plan.json"
+    if content is not None:
+        plan.write_text(content)
+    proc = run_train("--mode", "ttq", "--init", str(init), "--threshold-plan", str(plan),
+                     out=out, cwd=tmp_path, data=str(ARCHIVE))
+    assert_clean_error(proc, fragment)
+    assert_not_trained(proc, out)
