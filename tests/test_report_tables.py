@@ -325,3 +325,11 @@ def test_run_description_states_data_schedule_and_hardware(ttq):
         assert fact in text
     bare = Analysis(pd.DataFrame(), {}, {"checkpoint": {"source": "x.th"}}, {})
     assert run_description(bare) is None
+
+
+def test_run_description_names_the_process_count(ttq):
+    from reports.tables import run_description
+    meta = copy.deepcopy(ttq.meta)
+    meta["checkpoint"]["distributed"] = {"world_size": 2}
+    text = run_description(Analysis(ttq.layers, ttq.network, meta, {}))
+    assert "NVIDIA H200 × 2 processes" in text
