@@ -87,7 +87,7 @@ def run(args: argparse.Namespace) -> Path:
     from ttq_core.data import DeviceData, balanced_subset, load_cifar10
     from ttq_core.quantize import ternarize
 
-    from .render import ReportInput, render_report
+    from .render import ReportInput, jpeg_note, render_report
     from .tables import summary_text
 
     # Everything that can fail cheaply fails before any data or model work.
@@ -153,14 +153,10 @@ def run(args: argparse.Namespace) -> Path:
     n_images = len(test_y) if args.batches is None else min(len(test_y), args.batches * 256)
     description = (f"{n_images:,} images of the CIFAR-10 test split from {source}"
                    + (" (fixed class-balanced subset)" if args.limit_test else ""))
-    jpeg_note = None
-    if "jpeg" in source.lower() or "jpg" in source.lower():
-        jpeg_note = ("This data is the lossy JPEG copy of CIFAR-10 (quality 75, 4:2:0), not the "
-                     "original: accuracies are lower than on the original and comparable only "
-                     "with runs on the same data.")
+    note = jpeg_note(source)
     if not distributed.is_main():  # under torchrun every rank measured its share; rank 0 renders
         return out
-    html = render_report(inputs, out, data_description=description, jpeg_note=jpeg_note,
+    html = render_report(inputs, out, data_description=description, jpeg_note=note,
                          title=args.title, json_copy=args.json)
     print(summary_text([(i.label, i.analysis) for i in inputs],
                        {i.label: i.baseline for i in inputs if i.baseline is not None} or None))

@@ -45,6 +45,15 @@ class ReportInput:
     note: str | None = None
 
 
+def jpeg_note(source: str) -> str | None:
+    """The caveat a report shows when its data is the lossy JPEG copy of CIFAR-10."""
+    if "jpeg" in source.lower() or "jpg" in source.lower():
+        return ("This data is the lossy JPEG copy of CIFAR-10 (quality 75, 4:2:0), not the "
+                "original: accuracies are lower than on the original and comparable only "
+                "with runs on the same data.")
+    return None
+
+
 def slugify(text: str) -> str:
     slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
     return slug or "network"

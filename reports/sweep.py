@@ -296,6 +296,7 @@ def run(args: argparse.Namespace) -> Path:
     from ttq_core.train.loop import train
 
     from .comparison import SweepEntry, render_comparison
+    from .render import jpeg_note
 
     settings = settings_from_args(args)
     for name in ("epochs", "batch_size", "limit_train", "limit_test", "calibration_images"):
@@ -383,18 +384,14 @@ def run(args: argparse.Namespace) -> Path:
                    f"training images, tested and analysed on {n:,} test images from "
                    f"{arrays.source}" + (" (fixed class-balanced subsets)"
                                          if args.limit_train or args.limit_test else ""))
-    jpeg_note = None
-    if "jpeg" in arrays.source.lower() or "jpg" in arrays.source.lower():
-        jpeg_note = ("This data is the lossy JPEG copy of CIFAR-10 (quality 75, 4:2:0), not the "
-                     "original: accuracies are lower than on the original and comparable only "
-                     "with runs on the same data.")
+    note = jpeg_note(arrays.source)
     recipe = (f"TTQ fine-tuning from {args.init} for {args.epochs} epochs, batch "
               f"{args.batch_size}, {args.schedule} LR schedule from "
               f"{args.lr if args.lr is not None else 'ttq-train default 0.01'}, seed "
               f"{args.seed}; energy-aware plans use the '{args.sensitivity}' sensitivity on "
               f"{args.calibration_images} training images.")
     html = render_comparison(entries, out / "report", baseline=baseline, title=args.title,
-                             data_description=description, recipe=recipe, jpeg_note=jpeg_note)
+                             data_description=description, recipe=recipe, jpeg_note=note)
     print(_summary(entries, baseline))
     print(f"report: {html}")
     return html
