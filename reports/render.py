@@ -71,7 +71,9 @@ def _summary(inp: ReportInput) -> dict[str, Any]:
            "act_sparsity_mean": net.get("act_sparsity_mean"),
            "act_sparsity_macs_weighted": net.get("act_sparsity_macs_weighted"),
            "images": net.get("images", 0), "note": inp.note,
-           "dense_assumption": T.dense_assumption(inp.analysis)}
+           "dense_assumption": T.dense_assumption(inp.analysis),
+           "baseline_dense_assumption": (T.dense_assumption(inp.baseline)
+                                         if inp.baseline is not None else None)}
     for mode in ("dense", "measured"):
         fp_total = fp_src.get(f"fp32_{mode}_total_uJ")
         tq_total = net.get(f"ttq_{mode}_total_uJ")

@@ -72,7 +72,8 @@ def test_report_has_every_section_and_files(report):
             assert (report / f"{name}.{ext}").stat().st_size > 0
     assert list(report.glob("*.svg")) and list(report.glob("*.png"))
     assert "JPEG copy" in html                   # the data caveat
-    for text in ("sparsity", "Wp", "µJ", "horowitz45", "Dense-activation assumption:"):
+    for text in ("sparsity", "Wp", "µJ", "horowitz45", "Dense-activation assumption:",
+                 "Dense-activation assumption, FP32 baseline:", "How it was trained:"):
         assert text in html
     assert not list(report.parent.glob(".*tmp*"))  # no leftovers of the atomic build
 
