@@ -40,7 +40,7 @@ from .render import _replace_dir, slugify
 from .templating import environment
 
 __all__ = ["SweepEntry", "pareto_front", "comparison_table", "ablation_pairs",
-           "ablation_table", "render_comparison"]
+           "ablation_table", "findings", "render_comparison"]
 
 
 @dataclass
@@ -218,6 +218,67 @@ def ablation_table(pairs: Sequence[tuple[SweepEntry, SweepEntry]]) -> T.Table:
     return T.Table("ablation_grad_scaling", "Latent-gradient scaling ablation", df, caption, fmt)
 
 
+def _acc_se(p: float, n: int) -> float:
+    """Binomial standard error of an accuracy ``p`` measured on ``n`` images."""
+    return math.sqrt(max(p * (1 - p), 0.0) / n) if n else math.nan
+
+
+def findings(entries: Sequence[SweepEntry], table: T.Table) -> list[str]:
+    """Sentences that answer the sweep's comparisons with its own numbers: energy-aware vs
+    uniform plans at the same budget, gradient scaling on vs off, the dense assumption.
+
+    Accuracy differences are judged against twice their standard error, taken as for two
+    independent binomial estimates on ``n`` test images (approximate: both runs use the
+    same images, which makes the true error of the difference smaller)."""
+    df = table.df.set_index("setting")
+    out = []
+    by_label = {e.label: e for e in entries}
+    n_images = int(entries[0].analysis.meta.get("images") or 0)
+
+    def diff_phrase(a: str, b: str) -> str:
+        pa, pb = df.loc[a, "best_test_acc"], df.loc[b, "best_test_acc"]
+        se = math.hypot(_acc_se(pa, n_images), _acc_se(pb, n_images))
+        d = 100 * (pa - pb)
+        verdict = ("within" if abs(pa - pb) <= 2 * se else "beyond")
+        return (f"{d:+.2f} points, {verdict} twice the standard error of the difference "
+                f"(±{200 * se:.2f} points on {n_images:,} test images)")
+
+    plans = {}
+    for e in entries:
+        if e.plan and e.grad_scaling:
+            budget = (e.plan.get("details") or {}).get("budget_spec") or \
+                (e.plan.get("details") or {}).get("budget")
+            plans.setdefault(budget, {})[e.plan.get("method")] = e.label
+    for budget, methods in plans.items():
+        if {"energy-aware", "uniform"} <= set(methods):
+            a, u = methods["energy-aware"], methods["uniform"]
+            out.append(
+                f"Budget {budget}: the energy-aware plan ({a}) reaches "
+                f"{100 * df.loc[a, 'best_test_acc']:.2f}% at {df.loc[a, 'energy_measured_uJ']:.2f} µJ "
+                f"measured ({df.loc[a, 'energy_dense_uJ']:.2f} dense), the uniform plan ({u}) "
+                f"{100 * df.loc[u, 'best_test_acc']:.2f}% at {df.loc[u, 'energy_measured_uJ']:.2f} µJ "
+                f"({df.loc[u, 'energy_dense_uJ']:.2f} dense): energy-aware minus uniform is "
+                f"{diff_phrase(a, u)}.")
+    for on, off in ablation_pairs(entries):
+        z_on = _mean_layer_series(on.history[-1:], "frac_zero")[0] if on.history else math.nan
+        z_off = _mean_layer_series(off.history[-1:], "frac_zero")[0] if off.history else math.nan
+        z0_on = _mean_layer_series(on.history[:1], "frac_zero")[0] if on.history else math.nan
+        out.append(
+            f"Latent-gradient scaling ({on.label} vs {off.label}): with scaling minus without "
+            f"is {diff_phrase(on.label, off.label)}; the mean zero-weight fraction ends at "
+            f"{z_on:.3f} with scaling (after epoch 1: {z0_on:.3f}) and {z_off:.3f} without.")
+    ratios = [(lab, r) for lab, r in df["dense_over_measured"].items()
+              if lab in by_label and not math.isnan(r)]
+    if ratios:
+        lo, hi = min(r for _, r in ratios), max(r for _, r in ratios)
+        holding = [lab for lab, r in ratios if abs(r - 1) <= T.DENSE_TOLERANCE]
+        out.append(
+            f"Dense-activation assumption: it overstates the ternary networks' energy "
+            f"{lo:.2f}–{hi:.2f}× across the settings; it holds (within "
+            f"{T.DENSE_TOLERANCE:.0%}) for {', '.join(holding) if holding else 'none of them'}.")
+    return out
+
+
 # ----------------------------------------------------------------------------- figures
 
 _MARKERS = "osD^vP*Xhp<>"
@@ -228,15 +289,14 @@ def pareto_figure(table: T.Table, assumptions: str = "") -> F.FigureSpec | None:
     df = table.df[table.df["setting"] != "FP32 baseline"]
     if df.empty or df["best_test_acc"].isna().all():
         return None
-    fig = F._new_figure((6.4, 3.6))
+    fig = F._new_figure((7.6, 3.6))
     ax = fig.subplots()
-    for i, r in enumerate(df.itertuples(index=False)):
-        mk = _MARKERS[i % len(_MARKERS)]
+    for r, (color, _, mk) in zip(df.itertuples(index=False), _line_styles(len(df))):
         ax.plot(r.energy_measured_uJ, 100 * r.best_test_acc, marker=mk, linestyle="none",
-                color="#0072B2", markersize=6, label=r.setting)
+                color=color, markersize=6, label=r.setting)
         if not math.isnan(r.energy_dense_uJ):
             ax.plot(r.energy_dense_uJ, 100 * r.best_test_acc, marker=mk, linestyle="none",
-                    markerfacecolor="none", color="#777777", markersize=6)
+                    markerfacecolor="none", color=color, markersize=6)
             ax.plot([r.energy_measured_uJ, r.energy_dense_uJ], [100 * r.best_test_acc] * 2,
                     color="#BBBBBB", linewidth=0.6, zorder=0)
     front = df[df["pareto_measured"]].sort_values("energy_measured_uJ")
@@ -254,11 +314,11 @@ def pareto_figure(table: T.Table, assumptions: str = "") -> F.FigureSpec | None:
     ax.set_xlabel("energy per inference (µJ): filled = measured activations, hollow = dense")
     ax.set_ylabel("best test top-1 accuracy (%)")
     ax.grid(linewidth=0.3, alpha=0.6)
-    ax.legend(frameon=False, fontsize=6, loc="best")
+    ax.legend(frameon=False, fontsize=6, loc="center left", bbox_to_anchor=(1.0, 0.5))
     on_front = ", ".join(front["setting"]) or "none"
     caption = (f"Accuracy against energy per inference for every setting: filled markers use "
                f"the measured activations (zero inputs skipped), hollow markers of the same "
-               f"shape the dense-activation assumption; the grey segment joins the two. The "
+               f"shape and colour the dense-activation assumption; the grey segment joins the two. The "
                f"step line is the Pareto front on measured energy: {on_front}.{fp_note} "
                f"{assumptions}").strip()
     return F.FigureSpec("pareto", fig, caption)
@@ -398,6 +458,7 @@ def _write(entries, folder: Path, baseline, title, data_description, recipe, jpe
         "version": __version__, "torch_version": str(torch.__version__),
         "table": T.to_html(table), "ablation": T.to_html(abl) if abl is not None else None,
         "figures": figures, "ablation_figures": abl_figures, "settings": settings,
+        "findings": findings(entries, table),
         "front": list(front["setting"]), "best": {"label": best["setting"],
                                                   "acc": best["best_test_acc"]},
         "baseline": baseline.network if baseline is not None else None,

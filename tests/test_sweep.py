@@ -134,3 +134,21 @@ def test_bad_sweep_input_one_line(tmp_path, capsys):
         assert code == 1 and err.startswith("ttq-sweep: error:") and msg in err, err
         assert len(err.strip().splitlines()) == 1
     assert not (tmp_path / "x").exists()
+
+
+@needs_cifar
+def test_findings_compare_plans_and_ablation_with_their_noise(sweep):
+    import re
+    html = (sweep / "report" / "report.html").read_text()
+    df = pd.read_csv(sweep / "report" / "comparison.csv").set_index("setting")
+    m = re.search(r"Budget 0\.7: .*?energy-aware minus uniform is ([+-]\d+\.\d\d) points, "
+                  r"(within|beyond) twice the standard error of the difference "
+                  r"\(±(\d+\.\d\d) points on 100 test images\)", html)
+    assert m, "no energy-aware vs uniform finding"
+    pa, pu = df.loc["energy-aware 0.7", "best_test_acc"], df.loc["uniform 0.7", "best_test_acc"]
+    assert float(m.group(1)) == pytest.approx(100 * (pa - pu), abs=0.006)
+    # two binomial standard errors on 100 images each, combined in quadrature
+    two_se = 200 * math.sqrt(pa * (1 - pa) / 100 + pu * (1 - pu) / 100)
+    assert float(m.group(3)) == pytest.approx(two_se, abs=0.006)
+    assert m.group(2) == ("within" if abs(pa - pu) * 100 <= two_se else "beyond")
+    assert "Latent-gradient scaling (t=0.05 vs t=0.05 (plain STE))" in html
