@@ -6,8 +6,9 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Sequence
 
 from ttq_core import distributed
 from ttq_core.errors import ConfigError, TTQError
@@ -26,6 +27,9 @@ examples:
   # a plain third-party FP state_dict: its energy plus a "what if ternarized" estimate
   ttq-report resnet20-12fdcd6e.th --arch resnet20
 
+  # an ImageNet network, measured on 5,000 images of the val/ split
+  ttq-report runs/r18-ttq/best.pt --dataset imagenet --data-dir /data/imagenet --limit-test 5000
+
 outputs in --out (default reports/<checkpoint-stem>/): report.html (self-contained: open
 it offline or print it), table3_energy.{csv,tex,md}, layers_<network>.{csv,tex,md},
 cost_model.{csv,tex,md}, <network>_<figure>.{svg,png}, analysis.json (every number).
@@ -43,8 +47,14 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG)
     p.add_argument("checkpoints", nargs="+", metavar="CKPT",
                    help="toolkit checkpoints (FP or ternary) or plain state_dicts (with --arch)")
-    p.add_argument("--dataset", default="cifar10", choices=["cifar10"],
-                   help="data to measure activations on (default %(default)s)")
+    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenet"],
+                   help="data to measure activations on: the CIFAR-10 test split, or the val/ "
+                        "split of an ILSVRC-2012 folder tree given by --data-dir "
+                        "(default %(default)s)")
+    p.add_argument("--image-size", type=int, default=None, metavar="PX",
+                   help="ImageNet: center-crop side (default: the model's input size, 224)")
+    p.add_argument("--workers", type=int, default=4, metavar="N",
+                   help="ImageNet: DataLoader worker processes decoding JPEGs (default %(default)s)")
     p.add_argument("--data-dir", default=None, metavar="PATH",
                    help="data source (default: $TTQ_DATA_DIR, else the cache folder, "
                         "downloading on first use)")
@@ -79,32 +89,20 @@ def _label(path: str, loaded) -> str:
     return f"{base} ({loaded.arch}, {'TTQ' if loaded.is_ternary else 'FP'})"
 
 
-def run(args: argparse.Namespace) -> Path:
-    import torch
-    from ttq_analysis import analyze, load_energy_model
-    from ttq_analysis.analysis import checkpoint_info
-    from ttq_core.checkpoint import load_model
+@dataclass
+class MeasurementData:
+    """The images a report measures on: ``data_for(loaded)`` gives them normalised as that
+    checkpoint expects; ``input_shape`` is None for the architecture's own."""
+
+    data_for: Callable
+    images: int
+    split_name: str
+    source: str
+    input_shape: tuple[int, int, int] | None = None
+
+
+def _cifar10_data(args, device) -> MeasurementData:
     from ttq_core.data import DeviceData, balanced_subset, load_cifar10
-    from ttq_core.quantize import ternarize
-
-    from .render import ReportInput, jpeg_note, render_report
-    from .tables import summary_text
-
-    # Everything that can fail cheaply fails before any data or model work.
-    energy = load_energy_model(args.energy_model)
-    for name in ("batches", "limit_test"):
-        v = getattr(args, name)
-        if v is not None and v < 1:
-            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
-    loaded = [load_model(p, arch=args.arch) for p in args.checkpoints]
-    baseline = load_model(args.baseline, arch=args.arch) if args.baseline else None
-    if baseline is not None and baseline.is_ternary:
-        raise ConfigError(f"--baseline {args.baseline} is a ternary checkpoint; give the FP one")
-    out = Path(args.out) if args.out else Path("reports") / Path(args.checkpoints[0]).stem
-    device = torch.device(args.device) if args.device else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
-    device = distributed.local_device(device)  # under torchrun: cuda -> cuda:LOCAL_RANK
-
     arrays = load_cifar10(args.data_dir, progress=not args.no_progress)
     test_x, test_y = arrays.test.images, arrays.test.labels
     if args.limit_test:
@@ -117,9 +115,64 @@ def run(args: argparse.Namespace) -> Path:
         norm = (ckpt or {}).get("normalization") or {"mean": train_mean, "std": train_std}
         return DeviceData(test_x, test_y, norm["mean"], norm["std"], device)
 
+    return MeasurementData(data_for, len(test_y), "CIFAR-10 test split", arrays.source)
+
+
+def _imagenet_data(args, device) -> MeasurementData:
+    from ttq_core.data.imagenet import imagenet_splits
+    if args.data_dir is None:
+        raise ConfigError("--dataset imagenet needs --data-dir (an ILSVRC-2012 tree with "
+                          "train/<wnid>/ and val/<wnid>/)")
+    if args.workers < 0:
+        raise ConfigError(f"--workers must be >= 0, got {args.workers}")
+    size = args.image_size or 224
+    splits = imagenet_splits(args.data_dir, image_size=size, device=device,
+                             workers=args.workers, limit_test=args.limit_test)
+    shape = (3, size, size) if args.image_size else None
+    return MeasurementData(lambda ld: splits.val, len(splits.val), "ImageNet val split",
+                           splits.source, shape)
+
+
+DATASETS = {"cifar10": _cifar10_data, "imagenet": _imagenet_data}
+"""--dataset name -> how a report gets its measurement images."""
+
+
+def _measurement_data(args, device) -> MeasurementData:
+    return DATASETS[args.dataset](args, device)
+
+
+def run(args: argparse.Namespace) -> Path:
+    import torch
+    from ttq_analysis import analyze, load_energy_model
+    from ttq_analysis.analysis import checkpoint_info
+    from ttq_core.checkpoint import load_model
+    from ttq_core.quantize import ternarize
+
+    from .render import ReportInput, jpeg_note, render_report
+    from .tables import summary_text
+
+    # Everything that can fail cheaply fails before any data or model work.
+    energy = load_energy_model(args.energy_model)
+    for name in ("batches", "limit_test", "image_size"):
+        v = getattr(args, name)
+        if v is not None and v < 1:
+            raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
+    loaded = [load_model(p, arch=args.arch) for p in args.checkpoints]
+    baseline = load_model(args.baseline, arch=args.arch) if args.baseline else None
+    if baseline is not None and baseline.is_ternary:
+        raise ConfigError(f"--baseline {args.baseline} is a ternary checkpoint; give the FP one")
+    out = Path(args.out) if args.out else Path("reports") / Path(args.checkpoints[0]).stem
+    device = torch.device(args.device) if args.device else torch.device(
+        "cuda" if torch.cuda.is_available() else "cpu")
+    device = distributed.local_device(device)  # under torchrun: cuda -> cuda:LOCAL_RANK
+
+    data = _measurement_data(args, device)
+    data_for = data.data_for
+
     def measure(model, ld=None, path=None):
         a = analyze(model, data=data_for(ld), energy_model=energy, batches=args.batches,
-                    device=device, memory=args.memory, progress=not args.no_progress)
+                    device=device, memory=args.memory, progress=not args.no_progress,
+                    input_shape=data.input_shape)
         recorded = None
         if ld is not None:  # keep what the checkpoint says about itself
             a.meta["checkpoint"] = checkpoint_info(ld, path)
@@ -149,11 +202,10 @@ def run(args: argparse.Namespace) -> Path:
                 note="An estimate: the FP weights ternarized at this threshold without any "
                      "training, so its accuracy is unknown and its activations would change "
                      "with fine-tuning."))
-    source = arrays.source
-    n_images = len(test_y) if args.batches is None else min(len(test_y), args.batches * 256)
-    description = (f"{n_images:,} images of the CIFAR-10 test split from {source}"
+    n_images = data.images if args.batches is None else min(data.images, args.batches * 256)
+    description = (f"{n_images:,} images of the {data.split_name} from {data.source}"
                    + (" (fixed class-balanced subset)" if args.limit_test else ""))
-    note = jpeg_note(source)
+    note = jpeg_note(data.source) if args.dataset == "cifar10" else None
     if not distributed.is_main():  # under torchrun every rank measured its share; rank 0 renders
         return out
     html = render_report(inputs, out, data_description=description, jpeg_note=note,

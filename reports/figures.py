@@ -392,7 +392,8 @@ def sparsity_evolution(history, meta: dict | None = None, max_cols: int = 5) -> 
             bottom = top
         ax.set_title(name, fontsize=7, fontweight="bold" if name == "mean over layers" else None)
         ax.set_ylim(0, 1)
-        ax.set_xlim(ep[0], ep[-1])
+        if ep[-1] > ep[0]:  # one epoch: let Matplotlib pad the single point
+            ax.set_xlim(ep[0], ep[-1])
         ax.tick_params(labelsize=6)
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)

@@ -141,3 +141,31 @@ def test_presets_set_defaults_and_flags_win():
         assert preset.reference["threshold_t"] == 0.05
     with pytest.raises(SystemExit):
         parse_args(["--preset", "nope"])
+
+
+def test_ttq_report_measures_on_the_imagenet_val_split(tree, tmp_path, capsys):
+    from reports.cli import main as report_main
+    run = tmp_path / "run"
+    assert main(["--dataset", "imagenet", "--data-dir", str(tree), "--arch", "resnet18",
+                 "--mode", "ttq", "--epochs", "1", "--batch-size", "12", "--image-size", "32",
+                 "--workers", "0", "--device", "cpu", "--no-progress", "--out", str(run)]) == 0
+    out = tmp_path / "report"
+    rc = report_main([str(run / "best.pt"), "--dataset", "imagenet", "--data-dir", str(tree),
+                      "--image-size", "32", "--workers", "0", "--device", "cpu",
+                      "--no-progress", "--out", str(out)])
+    assert rc == 0, capsys.readouterr().err
+    data = json.loads((out / "analysis.json").read_text())
+    net = data["networks"][0]["analysis"]
+    assert net["meta"]["images"] == 6                       # 3 classes x 2 val images
+    assert net["meta"]["input_shape"] == [3, 32, 32]
+    # by hand: the GUIDE's ResNet-18 figure at 224x224 is 1,814,073,344 conv+fc MACs, fc
+    # being 512 x 1000; at 32x32 every feature map is 7x smaller per side (112 -> 16, ...,
+    # 7 -> 1), so the convs cost 1/49, and fc is 512 x 3 here
+    assert net["network"]["macs"] == (1_814_073_344 - 512 * 1000) / 49 + 512 * 3
+    html = (out / "report.html").read_text()
+    assert "6 images of the ImageNet val split" in html
+    assert "JPEG copy of CIFAR-10" not in html
+    # no --data-dir: a one-line error
+    rc = report_main([str(run / "best.pt"), "--dataset", "imagenet", "--out", str(tmp_path / "x")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "--dataset imagenet needs --data-dir" in err
