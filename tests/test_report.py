@@ -18,7 +18,7 @@ from reports.cli import main as report_main
 from ttq_core.train import TrainConfig
 from ttq_core.train.loop import train
 
-from conftest import CIFAR_ARCHIVE, needs_cifar
+from conftest import CIFAR_ARCHIVE, chromium_console_errors, external_references, needs_cifar
 
 COMMON = dict(data_dir=str(CIFAR_ARCHIVE), limit_train=256, limit_test=100, batch_size=64,
               device="cpu", progress=False)
@@ -80,14 +80,7 @@ def test_report_has_every_section_and_files(report):
 
 @needs_cifar
 def test_report_references_nothing_external(report):
-    html = (report / "report.html").read_text()
-    urls = set(re.findall(r"https?://[^\s\"'<>)]+", html))
-    assert {u for u in urls if not u.startswith("http://www.w3.org/")} == set()
-    p = _Collector()
-    p.feed(html)
-    for tag, attrs in p.attrs:
-        assert not (tag in ("script", "img", "iframe") and "src" in attrs), (tag, attrs)
-        assert not (tag == "link" and "href" in attrs), attrs
+    assert external_references((report / "report.html").read_text()) == []
 
 
 @needs_cifar
@@ -175,14 +168,4 @@ def test_help_teaches():
 @pytest.mark.skipif(shutil.which("chromium") is None, reason="headless Chromium not installed")
 @needs_cifar
 def test_report_opens_in_headless_chromium_without_console_errors(report, tmp_path):
-    shot = tmp_path / "shot.png"
-    r = subprocess.run(["chromium", "--headless", "--no-sandbox", "--disable-gpu",
-                        "--disable-background-networking", "--disable-component-update",
-                        "--no-first-run", "--disable-sync", f"--user-data-dir={tmp_path / 'u'}",
-                        "--enable-logging=stderr", "--v=0", f"--screenshot={shot}",
-                        "--window-size=1280,2400", (report / "report.html").as_uri()],
-                       capture_output=True, text=True, timeout=120)
-    assert shot.exists() and shot.stat().st_size > 10_000
-    console_errors = [line for line in r.stderr.splitlines()
-                      if "CONSOLE" in line and ("ERROR" in line or "Uncaught" in line)]
-    assert not console_errors, console_errors
+    assert chromium_console_errors(report / "report.html", tmp_path) == []

@@ -6,6 +6,7 @@ settings fail in one line."""
 from __future__ import annotations
 
 import math
+import shutil
 from pathlib import Path
 
 import pandas as pd
@@ -15,7 +16,7 @@ from reports.comparison import pareto_front
 from reports.sweep import main as sweep_main, parse_setting
 from ttq_core.errors import ConfigError
 
-from conftest import CIFAR_ARCHIVE, needs_cifar
+from conftest import CIFAR_ARCHIVE, chromium_console_errors, external_references, needs_cifar
 
 REPO = Path(__file__).resolve().parents[1]
 FP_CKPT = REPO / "benchmarks" / "results" / "h200-2026-11-26" / "resnet20_fp_best.pt"
@@ -152,3 +153,12 @@ def test_findings_compare_plans_and_ablation_with_their_noise(sweep):
     assert float(m.group(3)) == pytest.approx(two_se, abs=0.006)
     assert m.group(2) == ("within" if abs(pa - pu) * 100 <= two_se else "beyond")
     assert "Latent-gradient scaling (t=0.05 vs t=0.05 (plain STE))" in html
+
+
+@needs_cifar
+def test_sweep_report_is_offline_and_opens_in_chromium(sweep, tmp_path):
+    html = sweep / "report" / "report.html"
+    assert external_references(html.read_text()) == []
+    if shutil.which("chromium") is None:
+        pytest.skip("headless Chromium not installed")
+    assert chromium_console_errors(html, tmp_path) == []
