@@ -162,3 +162,12 @@ def test_sweep_report_is_offline_and_opens_in_chromium(sweep, tmp_path):
     if shutil.which("chromium") is None:
         pytest.skip("headless Chromium not installed")
     assert chromium_console_errors(html, tmp_path) == []
+
+
+@pytest.mark.parametrize("module", ["reports.sweep", "ttq_analysis.plan_cli"])
+def test_help_teaches(module, capsys):
+    import importlib
+    with pytest.raises(SystemExit) as e:
+        importlib.import_module(module).main(["--help"])
+    out = capsys.readouterr().out
+    assert e.value.code == 0 and "examples:" in out and "--energy-budget" in out
