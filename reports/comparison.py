@@ -443,7 +443,12 @@ def _write(entries, folder: Path, baseline, title, data_description, recipe, jpe
         plan = None
         if e.plan:
             det = e.plan.get("details", {})
+            after = e.analysis.network.get("ttq_dense_total_uJ")
+            budget_uJ = det.get("budget_uJ")
             plan = {"method": e.plan.get("method"), "budget": det.get("budget"),
+                    "budget_uJ": budget_uJ, "after_uJ": after,
+                    "over_budget": (after is not None and budget_uJ is not None
+                                    and after > budget_uJ),
                     "predicted_uJ": det.get("predicted_uJ"), "reference_uJ": det.get("reference_uJ"),
                     "sensitivity": det.get("sensitivity"),
                     "layers": list(e.plan.get("layers", {}).items())}

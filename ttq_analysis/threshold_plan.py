@@ -14,8 +14,14 @@ ternary layers cost ``adds × add + mults × mult`` with the exact counts of
 every weight is read once from ``memory``.  Only the ternary compute depends on the plan,
 so for each layer and candidate sparsity the codes are built and counted exactly: the
 plan's ``predicted_uJ`` equals what :func:`ttq_analysis.analyze` reports for the
-ternarized model before fine-tuning (fine-tuning keeps each layer's zero count, so the
-energy moves only by how zeros spread over output channels; a test pins the equality).
+ternarized model before fine-tuning (a test pins the equality).  Fine-tuning keeps each
+layer's zero count, so the energy moves only by how the zeros spread over output
+channels.  Per output, a filter with n nonzero terms needs n − 1 additions, so with the
+layer's total fixed, every filter left with no nonzero weight costs one more addition
+per output (its first, "free" term is gone), and every filter gaining its first weight
+of a sign one more multiplication (losing one saves it).  The drift is
+tiny but can cross a tight budget (+0.014 % in the ResNet-20 example sweep); the sweep
+report shows each plan's energy before and after fine-tuning.
 
 Budgets are per-inference ttq_dense totals: a fraction of the *reference* network (the
 same model ternarized at one threshold factor t for every layer, default 0.05) or an
