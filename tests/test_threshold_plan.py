@@ -232,3 +232,25 @@ def test_ttq_plan_cli_writes_a_plan_and_rejects_bad_input(tmp_path):
     ternary = REPO / "benchmarks" / "results" / "h200-2026-11-26" / "resnet20_ttq_best.pt"
     r = _cli(str(ternary), "--energy-budget", "0.6", "--out", str(tmp_path / "t.json"))
     assert r.returncode == 1 and "ternary checkpoint" in r.stderr
+
+
+def test_threshold_form_of_a_plan_gives_the_same_codes(fp_model, tmp_path):
+    from ttq_analysis.threshold_plan import as_threshold_plan
+    plan = uniform_plan(fp_model, "0.5")
+    tplan = as_threshold_plan(plan, fp_model)
+    assert tplan.rule == "threshold" and set(tplan.layers) == set(plan.layers)
+    by_r = ternarize(copy.deepcopy(fp_model), threshold=plan.layers, rule="sparsity",
+                     keep_fp=plan.keep_fp)
+    by_t = ternarize(copy.deepcopy(fp_model), threshold=tplan.layers, rule="threshold",
+                     keep_fp=tplan.keep_fp)
+    layers_t = dict(ternary_layers(by_t))
+    for name, layer in ternary_layers(by_r):
+        # t = Δ / max|w| reproduces Δ up to float rounding: the codes agree except possibly
+        # for the one weight sitting exactly at Δ
+        differ = int((layer.ternary_codes() != layers_t[name].ternary_codes()).sum())
+        assert differ <= 1, (name, differ)
+        assert 0 < tplan.layers[name] < 1
+    # the t form trains through the same plan-file reader
+    tplan.save(tmp_path / "t.json")
+    cfg = TrainConfig(mode="ttq").with_threshold_plan(str(tmp_path / "t.json"))
+    assert cfg.layer_thresholds == tplan.layers and cfg.layer_sparsity == {}

@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="candidate sparsities per layer (default 0 0.1 ... 0.9 0.95)")
     p.add_argument("--reference-threshold", type=float, default=0.05, metavar="T",
                    help="t of the reference network budget fractions refer to (default %(default)s)")
+    p.add_argument("--as-threshold", action="store_true",
+                   help="write the plan as per-layer threshold factors t (Δ = t·max|w|, same "
+                        "codes at the start) instead of fixed sparsities: the zero fraction "
+                        "may then move during fine-tuning")
     p.add_argument("--keep-fp", action="append", default=None, metavar="GLOB",
                    help="layers kept full precision (default: first conv and last linear)")
     p.add_argument("--energy-model", default="horowitz45", metavar="NAME|FILE",
@@ -72,7 +76,7 @@ def make_plan(checkpoint: str, *, energy_budget: str, method: str = "energy-awar
               sensitivity: str = "loss", calibration_images: int = 256, grid=None,
               reference_threshold: float = 0.05, keep_fp=None, energy_model="horowitz45",
               memory: str = "sram", arch: str | None = None, data_dir=None,
-              progress: bool = True):
+              progress: bool = True, as_threshold: bool = False):
     """Load ``checkpoint`` and plan (the work behind ``ttq-plan``; used by ``ttq-sweep``)."""
     from ttq_core.checkpoint import load_model
     from .energy import load_energy_model
@@ -107,6 +111,9 @@ def make_plan(checkpoint: str, *, energy_budget: str, method: str = "energy-awar
         plan = energy_aware_plan(loaded.model, budget, sensitivity=sensitivity,
                                  calibration=calibration, grid=grid,
                                  progress=progress, **common)
+    if as_threshold:
+        from .threshold_plan import as_threshold_plan
+        plan = as_threshold_plan(plan, loaded.model)
     plan.details["from_checkpoint"] = str(checkpoint)
     return plan
 
@@ -120,7 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                          grid=args.grid, reference_threshold=args.reference_threshold,
                          keep_fp=args.keep_fp, energy_model=args.energy_model,
                          memory=args.memory, arch=args.arch, data_dir=args.data_dir,
-                         progress=not args.no_progress)
+                         progress=not args.no_progress, as_threshold=args.as_threshold)
         plan.save(args.out)
     except TTQError as e:
         print(f"ttq-plan: error: {e}", file=sys.stderr)

@@ -71,7 +71,7 @@ from .energy import EnergyModel, load_energy_model
 from .ternary_ops import dense_ternary_ops
 
 __all__ = ["EnergyBudget", "SENSITIVITIES", "DEFAULT_GRID", "LayerCurve", "energy_aware_plan",
-           "uniform_plan", "reference_energy"]
+           "uniform_plan", "reference_energy", "as_threshold_plan"]
 
 PJ_PER_UJ = 1e6
 DEFAULT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -439,6 +439,33 @@ def calibration_batch(data, images: int) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.cat(xs)[:images], torch.cat(ys)[:images]
 
 
+@torch.no_grad()
+def as_threshold_plan(plan: ThresholdPlan, model: nn.Module) -> ThresholdPlan:
+    """The same per-layer choice as threshold factors: t_l = Δ_l / max|w_l|, with Δ_l the
+    ``sparsity`` rule's threshold on ``model``'s weights (the FP model planned from).
+
+    At the start of fine-tuning both plans give the same codes; afterwards the ``threshold``
+    rule lets each layer's zero fraction move with its latent weights (the budget is then
+    met only at the start), while the ``sparsity`` rule holds it.
+    """
+    if plan.rule != "sparsity":
+        raise ConfigError(f"only a sparsity plan converts to thresholds, not {plan.rule!r}")
+    values = {}
+    for name, r in plan.layers.items():
+        try:
+            w = model.get_submodule(name).weight.detach().float()
+        except AttributeError:
+            raise ConfigError(f"the plan's layer {name!r} is not in the model") from None
+        top = float(w.abs().amax())
+        if top == 0:
+            raise ConfigError(f"layer {name!r} has only zero weights; no threshold factor exists")
+        t = float(_delta_for_sparsity(w.abs(), r)) / top
+        values[name] = min(t, 1 - 1e-9)  # Δ = max|w| (all zero) is t -> 1, outside [0, 1)
+    details = {**plan.details, "converted_from": "sparsity",
+               "sparsity": dict(plan.layers)}
+    return ThresholdPlan("threshold", values, plan.keep_fp, plan.method, details)
+
+
 def plan_summary(plan: ThresholdPlan) -> str:
     """A few lines for the terminal: the budget, the prediction, and r per layer."""
     d = plan.details
@@ -447,7 +474,8 @@ def plan_summary(plan: ThresholdPlan) -> str:
              f"{d.get('predicted_fraction', math.nan):.3f} × the t={d.get('reference_threshold')} "
              f"reference ({d.get('reference_uJ', math.nan):.4g} µJ); budget {d.get('budget')}"]
     width = max(len(n) for n in plan.layers)
+    what = "sparsity" if plan.rule == "sparsity" else "t"
     for n, r in plan.layers.items():
-        lines.append(f"  {n:<{width}}  sparsity {r:.3f}")
+        lines.append(f"  {n:<{width}}  {what} {r:.4g}")
     return "\n".join(lines)
 
