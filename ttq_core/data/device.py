@@ -19,21 +19,16 @@ import torch.nn.functional as F
 CROP_PADDING = 4  # pixels of zero padding before the random 32x32 crop
 
 
-class DeviceData:
-    """One split (images uint8 (N,3,H,W), labels int64 (N,)) held on ``device``.
+class BatchSource:
+    """What DeviceData and the ImageNet LoaderData share: a device, per-channel ``mean``/
+    ``std`` of [0, 1] pixel values, ``labels``, batch counting and normalisation.
+    Subclasses set ``labels`` and implement ``batches``."""
 
-    ``mean``/``std`` are per-channel statistics of [0, 1] pixel values.
-    """
+    labels: torch.Tensor
 
-    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
-                 mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu",
-                 channels_last: bool = False):
+    def __init__(self, mean: Sequence[float], std: Sequence[float],
+                 device: str | torch.device = "cpu", channels_last: bool = False):
         self.device = torch.device(device)
-        self.images = torch.as_tensor(images, dtype=torch.uint8).to(self.device)
-        self.labels = torch.as_tensor(labels, dtype=torch.int64).to(self.device)
-        if self.images.ndim != 4 or self.images.shape[0] != self.labels.shape[0]:
-            raise ValueError(f"images {tuple(self.images.shape)} and labels "
-                             f"{tuple(self.labels.shape)} do not match")
         self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
         self.channels_last = channels_last
@@ -49,6 +44,23 @@ class DeviceData:
     def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
         x = (x_uint8.float().div_(255.0) - self.mean) / self.std
         return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
+
+
+class DeviceData(BatchSource):
+    """One split (images uint8 (N,3,H,W), labels int64 (N,)) held on ``device``.
+
+    ``mean``/``std`` are per-channel statistics of [0, 1] pixel values.
+    """
+
+    def __init__(self, images: np.ndarray | torch.Tensor, labels: np.ndarray | torch.Tensor,
+                 mean: Sequence[float], std: Sequence[float], device: str | torch.device = "cpu",
+                 channels_last: bool = False):
+        super().__init__(mean, std, device, channels_last)
+        self.images = torch.as_tensor(images, dtype=torch.uint8).to(self.device)
+        self.labels = torch.as_tensor(labels, dtype=torch.int64).to(self.device)
+        if self.images.ndim != 4 or self.images.shape[0] != self.labels.shape[0]:
+            raise ValueError(f"images {tuple(self.images.shape)} and labels "
+                             f"{tuple(self.labels.shape)} do not match")
 
     def batches(self, batch_size: int, *, shuffle: bool = False, augment: bool = False,
                 generator: torch.Generator | None = None,

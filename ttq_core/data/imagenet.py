@@ -39,7 +39,7 @@ import torch
 
 from ..errors import DataError
 from .cifar10 import balanced_subset
-from .device import shard_length, shard_order
+from .device import BatchSource, shard_order
 
 __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "ImageIndex", "scan_imagenet", "LoaderData",
            "ImageNetSplits", "imagenet_splits"]
@@ -208,30 +208,15 @@ def _one_line(exc: BaseException) -> str:
     return last.split(prefix, 1)[1] if prefix in last else last
 
 
-class LoaderData:
+class LoaderData(BatchSource):
     """One ImageNet split, decoded by a DataLoader, with DeviceData's batch interface."""
 
     def __init__(self, index: ImageIndex, size: int, mean: Sequence[float], std: Sequence[float],
                  device: str | torch.device = "cpu", workers: int = 4, channels_last: bool = False):
+        super().__init__(mean, std, device, channels_last)
         self.index, self.size, self.workers = index, int(size), int(workers)
-        self.device = torch.device(device)
         self.labels = torch.as_tensor(index.labels)
-        self.mean = torch.tensor(mean, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
-        self.std = torch.tensor(std, dtype=torch.float32, device=self.device).view(1, -1, 1, 1)
-        self.channels_last = channels_last
         self.dataset = _FolderDataset(index, self.size)
-
-    def __len__(self) -> int:
-        return len(self.index)
-
-    def num_batches(self, batch_size: int, drop_last: bool = False,
-                    shard: tuple[int, int] = (0, 1)) -> int:
-        n = shard_length(len(self), shard, drop_last)
-        return n // batch_size if drop_last else -(-n // batch_size)
-
-    def normalize(self, x_uint8: torch.Tensor) -> torch.Tensor:
-        x = (x_uint8.float().div_(255.0) - self.mean) / self.std
-        return x.contiguous(memory_format=torch.channels_last) if self.channels_last else x
 
     def batches(self, batch_size: int, *, shuffle: bool = False, augment: bool = False,
                 generator: torch.Generator | None = None, drop_last: bool = False,
