@@ -64,14 +64,14 @@ import torch.nn.functional as F
 from torch import nn
 
 from ttq_core.errors import ConfigError
-from ttq_core.quantize import ternarize, ternary_layers
+from ttq_core.quantize import TernaryQuantizer, ternarize, ternary_layers
 from ttq_core.quantize.plan_file import ThresholdPlan
 
 from .energy import EnergyModel, load_energy_model
 from .ternary_ops import dense_ternary_ops
 
 __all__ = ["EnergyBudget", "SENSITIVITIES", "DEFAULT_GRID", "LayerCurve", "energy_aware_plan",
-           "uniform_plan", "reference_energy", "as_threshold_plan"]
+           "uniform_plan", "as_threshold_plan"]
 
 PJ_PER_UJ = 1e6
 DEFAULT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
@@ -112,20 +112,16 @@ class EnergyBudget:
 
 # ----------------------------------------------------------------------------- ternary math
 
-def _delta_for_sparsity(abs_w: torch.Tensor, r: float) -> torch.Tensor:
-    """Δ of the ``sparsity`` rule (same as ttq_core.quantize.rules)."""
-    from ttq_core.quantize import get_rule
-    return get_rule("sparsity").delta(abs_w, r)
-
-
-def _ternary_ls(w: torch.Tensor, delta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(codes int8, ternary weight with least-squares Wp/Wn) for latent ``w`` at ``delta``."""
+def _ternary_at(w: torch.Tensor, r: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """(codes int8, ternary weight) of latent ``w`` under the ``sparsity`` rule at ``r``,
+    with the scales TTQ starts from: the toolkit's own quantizer (its Δ and its
+    least-squares Wp/Wn initialisation), so a plan sees exactly what training will."""
+    q = TernaryQuantizer("sparsity", r)
+    q.init_scales_(w)
+    delta = q.delta(w)
     pos, neg = w > delta, w < -delta
-    fallback = w.abs().mean()
-    wp = w[pos].mean() if pos.any() else fallback
-    wn = (-w[neg]).mean() if neg.any() else fallback
     codes = pos.to(torch.int8) - neg.to(torch.int8)
-    return codes, wp * pos.to(w.dtype) - wn * neg.to(w.dtype)
+    return codes, q.wp.detach() * pos.to(w.dtype) - q.wn.detach() * neg.to(w.dtype)
 
 
 # ----------------------------------------------------------------------------- energy
@@ -183,7 +179,7 @@ def _sensitivity_weight_error(model, targets, grid, **_) -> dict[str, list[float
         norm = float((w * w).sum()) or 1.0
         errs = []
         for r in grid:
-            _, wt = _ternary_ls(w, _delta_for_sparsity(w.abs(), r))
+            _, wt = _ternary_at(w, r)
             errs.append(float(((w - wt) ** 2).sum()) / norm)
         out[name] = errs
     return out
@@ -219,7 +215,7 @@ def _sensitivity_loss(model, targets, grid, *, calibration, progress=False,
             values = []
             try:
                 for r in grid:
-                    _, wt = _ternary_ls(w, _delta_for_sparsity(w.abs(), r))
+                    _, wt = _ternary_at(w, r)
                     m.weight.copy_(wt.to(m.weight.dtype))
                     values.append(loss() - base)
                     if bar is not None:
@@ -237,7 +233,7 @@ SENSITIVITIES: dict[str, SensitivityFn] = {
     "loss": _sensitivity_loss,
     "weight_error": _sensitivity_weight_error,
 }
-"""Sensitivity measures by name: fn(model, targets, grid, calibration=, reference_t=) ->
+"""Sensitivity measures by name: fn(model, targets, grid, calibration=, progress=) ->
 {layer: [sensitivity per grid point]} (larger = this sparsity hurts more)."""
 
 
@@ -268,17 +264,8 @@ def _prepare(model: nn.Module, keep_fp, input_shape, energy_model, memory, preci
 def _compute_curve(layer: nn.Module, grid: Sequence[float], positions: int,
                    basis: _EnergyBasis) -> list[float]:
     w = layer.weight.detach().float()
-    return [_compute_pJ(layer, _ternary_ls(w, _delta_for_sparsity(w.abs(), r))[0], positions, basis)
+    return [_compute_pJ(layer, _ternary_at(w, r)[0], positions, basis)
             for r in grid]
-
-
-def reference_energy(model: nn.Module, *, reference_threshold: float = 0.05, keep_fp=None,
-                     input_shape=None, energy_model="horowitz45", memory: str = "sram",
-                     precision: str = "fp32") -> float:
-    """ttq_dense energy (µJ per inference) of ``model`` ternarized at one t for all layers."""
-    *_, ref_pJ, _, _ = _prepare(model, keep_fp, input_shape, energy_model, memory, precision,
-                                reference_threshold)
-    return ref_pJ / PJ_PER_UJ
 
 
 def _check_grid(grid: Sequence[float]) -> list[float]:
@@ -359,14 +346,13 @@ def energy_aware_plan(model: nn.Module, budget: EnergyBudget | str | float, *,
     if calibration is not None:
         calibration = (calibration[0].float().cpu(), calibration[1].long().cpu())
     sens = SENSITIVITIES[sensitivity](model, targets, grid, calibration=calibration,
-                                      reference_t=reference_threshold, progress=progress)
+                                      progress=progress)
     curves = [LayerCurve(n, grid, _compute_curve(m, grid, basis.positions[n], basis), sens[n])
               for n, m in targets.items()]
     choice = _greedy(curves, basis.fixed_pJ, budget_pJ, budget)
     predicted = basis.fixed_pJ + sum(c.compute_pJ[j] for c, j in zip(curves, choice))
     table = [{"layer": c.name, "sparsity": c.grid[j], "compute_uJ": c.compute_pJ[j] / PJ_PER_UJ,
-              "sensitivity": c.sensitivity[j],
-              "dense_compute_uJ": c.compute_pJ[0] / PJ_PER_UJ} for c, j in zip(curves, choice)]
+              "sensitivity": c.sensitivity[j]} for c, j in zip(curves, choice)]
     extra = {"sensitivity": sensitivity, "grid": grid,
              "calibration_images": int(calibration[0].shape[0]) if calibration is not None else 0,
              "layers": table,
@@ -459,7 +445,7 @@ def as_threshold_plan(plan: ThresholdPlan, model: nn.Module) -> ThresholdPlan:
         top = float(w.abs().amax())
         if top == 0:
             raise ConfigError(f"layer {name!r} has only zero weights; no threshold factor exists")
-        t = float(_delta_for_sparsity(w.abs(), r)) / top
+        t = float(TernaryQuantizer("sparsity", r).delta(w)) / top
         values[name] = min(t, 1 - 1e-9)  # Δ = max|w| (all zero) is t -> 1, outside [0, 1)
     details = {**plan.details, "converted_from": "sparsity",
                "sparsity": dict(plan.layers)}
