@@ -19,8 +19,6 @@ import datetime as _dt
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
@@ -28,7 +26,6 @@ from typing import Any, Sequence
 import numpy as np
 import pandas as pd
 import torch
-from markupsafe import Markup
 
 from ttq_analysis import Analysis
 from ttq_core import __version__
@@ -36,7 +33,7 @@ from ttq_core.io import atomic_write_text
 
 from . import figures as F
 from . import tables as T
-from .render import _replace_dir, slugify
+from .render import build_atomically, figure_item, slugify
 from .templating import environment
 
 __all__ = ["SweepEntry", "pareto_front", "comparison_table", "ablation_pairs",
@@ -400,22 +397,8 @@ def render_comparison(entries: Sequence[SweepEntry], out_dir: str | os.PathLike,
     labels = [e.label for e in entries]
     if len(set(labels)) != len(labels):
         raise ValueError(f"setting labels must be unique, got {labels}")
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        _write(entries, tmp, baseline, title, data_description, recipe, jpeg_note)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir / "report.html"
-
-
-def _figure_item(spec: F.FigureSpec, folder: Path, number: int) -> dict:
-    F.save(spec, folder)
-    return {"name": spec.name, "svg": Markup(F.to_svg(spec.fig, id_prefix=spec.name)),
-            "caption": spec.caption, "number": number}
+    return build_atomically(out_dir, lambda folder: _write(
+        entries, folder, baseline, title, data_description, recipe, jpeg_note)) / "report.html"
 
 
 def _write(entries, folder: Path, baseline, title, data_description, recipe, jpeg_note) -> None:
@@ -431,12 +414,12 @@ def _write(entries, folder: Path, baseline, title, data_description, recipe, jpe
     assumptions = T._assumptions([e.analysis for e in entries])
     for spec in (pareto_figure(table, assumptions), convergence_figure(entries)):
         if spec is not None:
-            figures.append(_figure_item(spec, folder, len(figures) + 1))
+            figures.append(figure_item(spec, folder, len(figures) + 1))
     abl_figures = []
     if pairs:
         spec = ablation_gradient_figure(pairs)
         if spec is not None:
-            abl_figures.append(_figure_item(spec, folder, len(figures) + 1))
+            abl_figures.append(figure_item(spec, folder, len(figures) + 1))
     settings = []
     for e in entries:
         d = T.dense_assumption(e.analysis)

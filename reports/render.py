@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import torch
 from markupsafe import Markup
@@ -101,18 +101,35 @@ def render_report(inputs: list[ReportInput], out_dir: str | os.PathLike, *,
                   data_description: str, jpeg_note: str | None = None,
                   title: str | None = None, json_copy: str | os.PathLike | None = None) -> Path:
     """Write the whole report to ``out_dir`` (replaced atomically); return report.html."""
+    def write(folder: Path) -> None:
+        _write_report(inputs, folder, data_description, jpeg_note, title)
+        if json_copy is not None:
+            shutil.copyfile(folder / "analysis.json", json_copy)
+
+    return build_atomically(out_dir, write) / "report.html"
+
+
+def build_atomically(out_dir: str | os.PathLike, write: Callable[[Path], None]) -> Path:
+    """Run ``write(folder)`` on a fresh temporary folder beside ``out_dir``, then move it
+    into place (an older ``out_dir`` stays until then); on failure remove it; return
+    ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
     try:
-        _write_report(inputs, tmp, data_description, jpeg_note, title)
-        if json_copy is not None:
-            shutil.copyfile(tmp / "analysis.json", json_copy)
+        write(tmp)
         _replace_dir(tmp, out_dir)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return out_dir / "report.html"
+    return out_dir
+
+
+def figure_item(spec: F.FigureSpec, folder: Path, number: int) -> dict:
+    """Save ``spec`` as SVG/PNG in ``folder``; return what a template needs to inline it."""
+    F.save(spec, folder)
+    return {"name": spec.name, "svg": Markup(F.to_svg(spec.fig, id_prefix=spec.name)),
+            "caption": spec.caption, "number": number}
 
 
 def _replace_dir(new: Path, dest: Path) -> None:
@@ -144,10 +161,8 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
         figs, hist_figs = [], []
         for spec in F.all_figures(a):
             spec = dataclasses.replace(spec, name=f"{slug}_{spec.name}")
-            F.save(spec, folder)
             figure_no += 1
-            item = {"name": spec.name, "svg": Markup(F.to_svg(spec.fig, id_prefix=spec.name)), "caption": spec.caption,
-                    "number": figure_no}
+            item = figure_item(spec, folder, figure_no)
             (hist_figs if _is_history(spec.name) else figs).append(item)
         history = _history(a)
         networks.append({
