@@ -13,7 +13,8 @@ a checkpoint stores under ``quant`` and :func:`apply_quant_record` replays::
      "fp_layers": ["conv1", "linear"], # conv/linear layers kept in full precision
      "scale_grad": true,               # TTQ's per-region gradient scaling on/off
      "min_scale": 0.0001,
-     "scale_init": "least-squares"}
+     "scale_init": "one"}              # how Wp, Wn started: "one", "least-squares"
+                                       # (records before scale_init existed: least-squares)
 """
 
 from __future__ import annotations
@@ -27,7 +28,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .grouped import enable_grouped
-from .layers import MIN_SCALE, TERNARY_LAYER_TYPES, TernaryLayerMixin, TernaryQuantizer
+from .layers import MIN_SCALE, SCALE_INITS, TERNARY_LAYER_TYPES, TernaryLayerMixin, TernaryQuantizer
 from .rules import get_rule
 
 FIRST_LAST = "first-last"
@@ -113,7 +114,8 @@ def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
 def ternarize(model: nn.Module, threshold: float | Mapping[str, float] = 0.05,
               keep_fp: Sequence[str] | str | None = None, rule: str = "threshold",
               scale_grad: bool = True, init_scales: bool = True,
-              min_scale: float = MIN_SCALE, grouped: bool = True) -> nn.Module:
+              min_scale: float = MIN_SCALE, grouped: bool = True,
+              scale_init: str = "least-squares") -> nn.Module:
     """Swap ``model``'s conv/linear layers in place for ternary ones; return ``model``.
 
     Args:
@@ -125,13 +127,19 @@ def ternarize(model: nn.Module, threshold: float | Mapping[str, float] = 0.05,
             keeps the first conv and the last linear layer; ``[]`` ternarizes all.
         rule: threshold rule name, ``"threshold"`` or ``"sparsity"``.
         scale_grad: TTQ's per-region scaling of the latent gradient (False: plain STE).
-        init_scales: set Wp, Wn from the current weights (least squares).  Pass False when
-            a state_dict with trained scales will be loaded next.
+        init_scales: set Wp, Wn as ``scale_init`` says.  Pass False when a state_dict
+            with trained scales will be loaded next.
+        scale_init: ``"least-squares"`` (this function's default: the ternary model closest
+            to the float one, right for untrained what-if estimates) or ``"one"``
+            (Wp = Wn = 1, the authors' choice and ``ttq-train``'s default for training;
+            re-estimate batch-norm statistics afterwards).  See ``quantize.layers``.
         grouped: ternarize all threshold-rule layers in one autograd call per model
             forward (same numbers, far fewer operations; see quantize.grouped).  False
             keeps the per-layer reference path.
     """
     rule_obj = get_rule(rule)
+    if scale_init not in SCALE_INITS:
+        raise ConfigError(f"scale_init must be one of {', '.join(SCALE_INITS)}, got {scale_init!r}")
     if any(True for _ in ternary_layers(model)):
         raise ConfigError("model is already ternarized")
     fp = set(_resolve_fp(model, keep_fp))
@@ -144,10 +152,10 @@ def ternarize(model: nn.Module, threshold: float | Mapping[str, float] = 0.05,
         q.to(float_layer.weight.device)
         new = TERNARY_LAYER_TYPES[type(float_layer)].from_float(float_layer, q)
         if init_scales:
-            q.init_scales_(new.weight)
+            q.init_scales_(new.weight, scale_init)
         _swap(model, name, new)
     model._ttq_request = {"threshold": _plain(threshold), "scale_init":
-                          "least-squares" if init_scales else "loaded"}
+                          scale_init if init_scales else "loaded"}
     if grouped:
         enable_grouped(model)
     return model

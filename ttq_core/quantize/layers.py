@@ -6,12 +6,23 @@ rule; the layer keeps its latent full-precision ``weight`` (and ``bias``) under 
 names and only replaces the weight by ``quantizer(weight)`` in its forward.  With
 ``quantize_enabled = False`` a ternary layer computes exactly what the float layer does.
 
-Scale initialisation (``TernaryQuantizer.init_scales_``): for the masks that Δ gives on
-the starting weights, ``Wp = mean(w | w > Δ)`` and ``Wn = mean(-w | w < -Δ)``.  For fixed
-masks these are the least-squares optimal scales (d/dWp Σ_{w>Δ}(w − Wp)² = 0), so the
-ternary network starts as close as possible, in weight L2 distance, to the FP network it
-is fine-tuned from, and the scales start on the scale of the weights they replace.
-An empty region falls back to mean |w| (a layer of all-zero weights to 1).
+Scale initialisation (``TernaryQuantizer.init_scales_``, methods in :data:`SCALE_INITS`):
+
+* ``"one"``: Wp = Wn = 1.0, as the authors' code does (czhu95/ternarynet,
+  ``tw_ternarize``), and ``ttq-train``'s default.  Under batch norm the loss does not
+  change when a layer's ternary weights are scaled, and ∂L/∂w_t grows like 1/Wp, so with
+  Wp ≈ Wn ≈ 1 the three regions of the latent weights (multipliers Wp, 1, Wn) get steps of
+  comparable size.  The layer's outputs are ~1/mean|w| larger than the FP layer's, so the
+  batch-norm running statistics must be re-estimated before evaluating
+  (``ttq_core.train.bn_calibration``).
+* ``"least-squares"``: for the masks that Δ gives on the starting weights,
+  ``Wp = mean(w | w > Δ)`` and ``Wn = mean(-w | w < -Δ)``, the least-squares optimal
+  scales for fixed masks (d/dWp Σ_{w>Δ}(w − Wp)² = 0): the ternary network starts as
+  close as possible, in weight L2 distance, to the FP one, which is what an untrained
+  "what if ternarized" estimate wants.  Trained from there, Wp ≈ 0.07 gives the zero
+  region (multiplier 1) ~14× larger steps than the ± regions and weight sparsity
+  collapses (measured: README, "TTQ as implemented").  An empty region falls back to
+  mean |w| (a layer of all-zero weights to 1).
 
 Positivity guard: Wp, Wn must stay > 0 (a negative Wp flips the sign of every positive
 weight; public implementations show the scales drifting negative).  After every optimizer
@@ -29,6 +40,7 @@ from .function import ternary_weight
 from .rules import get_rule
 
 MIN_SCALE = 1e-4
+SCALE_INITS = ("one", "least-squares")  # how TernaryQuantizer.init_scales_ may start Wp, Wn
 
 
 class TernaryQuantizer(nn.Module):
@@ -69,8 +81,17 @@ class TernaryQuantizer(nn.Module):
         return ternary_weight(w, self.wp, self.wn, delta, self.scale_grad, self.grad_stats)
 
     @torch.no_grad()
-    def init_scales_(self, w: torch.Tensor) -> None:
-        """Set Wp, Wn to the least-squares optimal scales for ``w`` (see module doc)."""
+    def init_scales_(self, w: torch.Tensor, method: str = "least-squares") -> None:
+        """Set Wp, Wn for latent weights ``w``: ``"one"`` (both 1.0, the authors' choice)
+        or ``"least-squares"`` (the optimal scales for the initial masks); see module doc."""
+        if method == "one":
+            self.wp.fill_(1.0)
+            self.wn.fill_(1.0)
+            return
+        if method != "least-squares":
+            from ..errors import ConfigError
+            raise ConfigError(f"--scale-init: must be one of {', '.join(SCALE_INITS)}, "
+                              f"got {method!r}")
         w = w.detach().float()
         delta = self.delta(w)
         fallback = w.abs().mean() if w.abs().sum() > 0 else torch.ones((), device=w.device)

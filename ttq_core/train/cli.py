@@ -8,6 +8,7 @@ import traceback
 from typing import Sequence
 
 from ..errors import TTQError
+from ..quantize.layers import SCALE_INITS
 from .config import AMP_MODES, MODE_DEFAULTS, SCHEDULES, TrainConfig
 
 EPILOG = """\
@@ -95,10 +96,12 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{MODE_DEFAULTS['fp']['weight_decay']} for fp, "
                         f"{MODE_DEFAULTS['ttq']['weight_decay']} for ttq, the paper's value)")
     o.add_argument("--wd-bn", action="store_true", help="also apply weight decay to batch norm")
-    o.add_argument("--wd-scales", action="store_true", help="also apply weight decay to Wp, Wn")
+    o.add_argument("--wd-scales", action=argparse.BooleanOptionalAction, default=d.wd_scales,
+                   help="apply the weight decay to Wp, Wn too, as the authors' code does "
+                        "(default: on)")
     o.add_argument("--scale-lr-mult", type=float, default=d.scale_lr_mult, metavar="M",
-                   help="LR of the TTQ scales Wp, Wn = M x the weights' LR; their gradient "
-                        "sums over every weight of a region (default %(default)s)")
+                   help="LR of the TTQ scales Wp, Wn = M x the weights' LR (default "
+                        "%(default)s: one optimizer group, as in the authors' code)")
     o.add_argument("--schedule", choices=SCHEDULES, default=d.schedule,
                    help="LR schedule after warm-up (default %(default)s)")
     o.add_argument("--milestones", type=float, nargs="+", default=d.milestones, metavar="FRAC",
@@ -127,6 +130,15 @@ def build_parser() -> argparse.ArgumentParser:
     q.add_argument("--no-grad-scaling", action="store_true",
                    help="ablation: plain straight-through latent gradients instead of TTQ's "
                         "Wp/1/Wn per-region multipliers")
+    q.add_argument("--scale-init", choices=SCALE_INITS, default=d.scale_init,
+                   help="how Wp, Wn start: 'one' (Wp = Wn = 1, the authors' code) or "
+                        "'least-squares' (mean of the weights of each region; under batch "
+                        "norm its zero region gets ~1/Wp larger steps and sparsity collapses; "
+                        "default %(default)s)")
+    q.add_argument("--bn-recal-images", type=int, default=d.bn_recal_images, metavar="N",
+                   help="after ternarizing, re-estimate batch-norm running statistics on N "
+                        "training images before the first step, so a short run does not "
+                        "test on the FP model's statistics (0: off; default %(default)s)")
     q.add_argument("--grad-stats-every", type=int, default=d.grad_stats_every, metavar="N",
                    help="record latent-gradient statistics every N steps (0: off; default %(default)s)")
     s = p.add_argument_group("data subset")
@@ -182,6 +194,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         threshold=args.threshold, layer_thresholds=dict(args.layer_threshold),
         target_sparsity=args.target_sparsity, layer_sparsity=dict(args.layer_sparsity),
         keep_fp=args.keep_fp, grad_scaling=not args.no_grad_scaling,
+        scale_init=args.scale_init, bn_recal_images=args.bn_recal_images,
         grad_stats_every=args.grad_stats_every, limit_train=args.limit_train,
         limit_test=args.limit_test, out=args.out, resume=args.resume, seed=args.seed,
         device=args.device, amp=args.amp, compile=args.compile, progress=not args.no_progress,

@@ -41,6 +41,7 @@ from ..io import atomic_write_text
 from ..models import build_model, list_models
 from ..quantize import quant_record, ternarize, ternary_layers
 from .config import TrainConfig
+from .bn_calibration import recalibrate_batchnorm
 from .history import GradStatsRecorder, layer_history
 from .schedule import LRSchedule
 
@@ -128,9 +129,10 @@ def load_data(cfg: TrainConfig, device: torch.device) -> Split:
                  arrays.source)
 
 
-def build_initial_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
+def build_initial_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, bool]:
     """The model a fresh run starts from: built, optionally initialised from ``cfg.init``,
-    and ternarized for ``--mode ttq``."""
+    and ternarized for ``--mode ttq``; and whether it was ternarized here (so its
+    batch-norm statistics are still the float model's)."""
     if cfg.init:
         loaded = load_model(cfg.init, arch=cfg.arch)
         model = loaded.model
@@ -145,16 +147,19 @@ def build_initial_model(cfg: TrainConfig, num_classes: int) -> nn.Module:
         already_ternary = False
     if cfg.mode == "ttq" and not already_ternary:
         ternarize(model, **cfg.quant_request())
-    return model
+        return model, True
+    return model, False
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     """SGD groups, each with an ``lr_mult`` applied to the scheduled LR.
 
     Conv/linear weights and biases get weight decay; batch-norm parameters only with
-    ``wd_bn``.  The TTQ scales Wp/Wn form their own group (LR × ``scale_lr_mult``, decay
-    only with ``wd_scales``): their gradient is a *sum* over all weights of a region
-    (thousands of terms), so at the weights' LR one step can push a scale through zero.
+    ``wd_bn``.  The TTQ scales Wp/Wn form their own group with LR × ``scale_lr_mult`` and
+    the weights' decay when ``wd_scales``; the defaults (1.0, on) make it the same
+    optimisation as the authors' code, where Wp/Wn are ordinary variables of the one
+    momentum-SGD optimizer with L2 decay.  (Scales started at least-squares values ≈ 0.07
+    need a small multiplier: their gradient grows like 1/Wp under batch norm.)
     """
     decay, no_decay, scales = [], [], []
     scale_ids = {id(p) for _, m in ternary_layers(model) for p in (m.quantizer.wp, m.quantizer.wn)}
@@ -251,16 +256,21 @@ class Trainer:
         if spec.num_classes is None and self.resume_ckpt is None:
             self.data = load_data(cfg, self.device)  # the classes come from the data
         # The model first: a bad --arch/--init/threshold fails before any data work.
+        just_ternarized = False
         if self.resume_ckpt is not None:
             self.model = load_model(self.out / "last.pt").model
         else:
-            self.model = build_initial_model(
+            self.model, just_ternarized = build_initial_model(
                 cfg, num_classes=spec.num_classes or self.data.num_classes)
         if self.data is None:
             self.data = load_data(cfg, self.device)
         self.model.to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)
+        self.bn_recalibrated = 0  # images the batch-norm statistics were re-estimated on
+        if just_ternarized:
+            self.bn_recalibrated = recalibrate_batchnorm(self.model, self.data.train,
+                                                         cfg.bn_recal_images)
         if cfg.sync_bn and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
         self.optimizer = torch.optim.SGD(param_groups(self.model, cfg), lr=cfg.lr,
@@ -461,6 +471,8 @@ class Trainer:
             if self.device.type == "cuda":
                 torch.cuda.synchronize(self.device)
             seconds = time.perf_counter() - t0
+            if cfg.mode == "ttq":  # evaluate (and save) with statistics of today's weights
+                recalibrate_batchnorm(self.model, self.data.train, cfg.bn_recal_images)
             test_loss, test_acc = evaluate(self.model, self.data.test, max(cfg.batch_size, 500),
                                            self.device, cfg.amp, shard=self.shard)
             if not math.isfinite(test_loss):
