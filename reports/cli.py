@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from ttq_core import distributed
-from ttq_core.errors import ConfigError, TTQError
+from ttq_core.errors import ConfigError, TTQError, describe_os_error
 
 EPILOG = """\
 examples:
@@ -78,6 +78,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", default=None, metavar="FILE",
                    help="also write the analysis results (JSON) to FILE")
     p.add_argument("--title", default=None, help="report title")
+    p.add_argument("--allow-nonfinite", action="store_true",
+                   help="report a checkpoint with NaN/Inf weights or a non-positive "
+                        "normalisation std anyway, under a red warning (default: refuse it)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -141,6 +144,26 @@ def _measurement_data(args, device) -> MeasurementData:
     return DATASETS[args.dataset](args, device)
 
 
+def _sanity_warnings(checked, allow: bool) -> dict[str, str]:
+    """Refuse checkpoints whose numbers cannot mean anything (NaN weights, std <= 0), or
+    with ``allow``, return the warning each one's report section shows."""
+    from ttq_core.checkpoint import sanity_problems
+    from ttq_core.errors import CheckpointError
+    warnings = {}
+    for path, ld in checked:
+        problems = sanity_problems(ld)
+        if not problems:
+            continue
+        if not allow:
+            raise CheckpointError(f"{path}: {'; '.join(problems)}: its accuracy, sparsity and "
+                                  f"energy figures would be meaningless; fix the checkpoint, "
+                                  f"or pass --allow-nonfinite to report it under a warning")
+        warnings[path] = (f"This checkpoint is broken: {'; '.join(problems)}. Its accuracy, "
+                          f"activation sparsity and energy figures below are not meaningful "
+                          f"(reported because --allow-nonfinite was given).")
+    return warnings
+
+
 def run(args: argparse.Namespace) -> Path:
     import torch
     from ttq_analysis import analyze, load_energy_model
@@ -148,6 +171,9 @@ def run(args: argparse.Namespace) -> Path:
     from ttq_core.checkpoint import load_model
     from ttq_core.quantize import ternarize
 
+    from ttq_core.train.loop import resolve_device
+
+    from .output_folder import check_destination
     from .render import ReportInput, jpeg_note, render_report
     from .tables import summary_text
 
@@ -161,10 +187,19 @@ def run(args: argparse.Namespace) -> Path:
     baseline = load_model(args.baseline, arch=args.arch) if args.baseline else None
     if baseline is not None and baseline.is_ternary:
         raise ConfigError(f"--baseline {args.baseline} is a ternary checkpoint; give the FP one")
+    warnings = _sanity_warnings(list(zip(args.checkpoints, loaded)) +
+                                ([(args.baseline, baseline)] if baseline else []),
+                                args.allow_nonfinite)
     out = Path(args.out) if args.out else Path("reports") / Path(args.checkpoints[0]).stem
-    device = torch.device(args.device) if args.device else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
-    device = distributed.local_device(device)  # under torchrun: cuda -> cuda:LOCAL_RANK
+    if distributed.is_main():  # refuse a folder it may not write before measuring anything
+        check_destination(out)
+        if args.json is not None:
+            json_parent = Path(args.json).absolute().parent
+            if Path(args.json).is_dir():
+                raise ConfigError(f"--json {args.json} is a folder; give a file name")
+            if json_parent.exists() and not json_parent.is_dir():
+                raise ConfigError(f"--json {args.json}: {json_parent} is a file, not a folder")
+    device = resolve_device(args.device or "auto")  # under torchrun: cuda -> cuda:LOCAL_RANK
 
     data = _measurement_data(args, device)
     data_for = data.data_for
@@ -188,11 +223,12 @@ def run(args: argparse.Namespace) -> Path:
     for path, ld in zip(args.checkpoints, loaded):
         label = _label(path, ld)
         a = measure(ld.model, ld, path)
+        warning = warnings.get(path)
         if ld.is_ternary:
             paired = base_analysis if (base_analysis is not None and not inputs) else None
-            inputs.append(ReportInput(label, a, paired))
+            inputs.append(ReportInput(label, a, paired, warning=warning))
         else:
-            inputs.append(ReportInput(label, a))
+            inputs.append(ReportInput(label, a, warning=warning))
             what_if = ternarize(copy.deepcopy(ld.model), threshold=args.what_if_threshold)
             w = measure(what_if, None)
             w.meta["checkpoint"] = {"source": f"{path}, ternarized at t={args.what_if_threshold} "
@@ -224,6 +260,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             run(args)
     except TTQError as e:
         print(f"ttq-report: error: {distributed.rank_prefix()}{e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # permission, not a folder, disk full, ...: one line naming the path
+        print(f"ttq-report: error: {distributed.rank_prefix()}{describe_os_error(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ttq-report: interrupted; no report was written", file=sys.stderr)

@@ -4,7 +4,8 @@ SVG figures inline), tables as CSV/LaTeX/Markdown, figures as SVG/PNG, ``analysi
 Nothing here runs a model: everything comes from :class:`ttq_analysis.Analysis` objects.
 The report is built in a temporary folder beside the destination and moved into place
 at the end, so a failure never leaves a half-written report (an older report at the
-destination stays until the new one is complete).
+destination stays until the new one is complete); a destination that is neither missing,
+empty nor an earlier report is refused (:mod:`reports.output_folder`).
 """
 
 from __future__ import annotations
@@ -14,21 +15,21 @@ import datetime as _dt
 import json
 import os
 import re
-import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from markupsafe import Markup
 
 from ttq_analysis import Analysis
 from ttq_core import __version__
-from ttq_core.io import atomic_write_text
+from ttq_core.errors import OutputError
+from ttq_core.io import atomic_write_bytes, atomic_write_text
 
 from . import figures as F
 from . import tables as T
+from .output_folder import build_atomically
 from .templating import environment
 
 RULE_MEANING = {"threshold": "t in Δ = t·max|w|", "sparsity": "target fraction of zero weights r",
@@ -43,6 +44,7 @@ class ReportInput:
     analysis: Analysis
     baseline: Analysis | None = None
     note: str | None = None
+    warning: str | None = None  # shown in red: the checkpoint is broken (ttq-report --allow-nonfinite)
 
 
 def jpeg_note(source: str) -> str | None:
@@ -70,7 +72,7 @@ def _summary(inp: ReportInput) -> dict[str, Any]:
            "compression": net["compression"], "weight_sparsity": net.get("weight_sparsity"),
            "act_sparsity_mean": net.get("act_sparsity_mean"),
            "act_sparsity_macs_weighted": net.get("act_sparsity_macs_weighted"),
-           "images": net.get("images", 0), "note": inp.note,
+           "images": net.get("images", 0), "note": inp.note, "warning": inp.warning,
            "dense_assumption": T.dense_assumption(inp.analysis),
            "baseline_dense_assumption": (T.dense_assumption(inp.baseline)
                                          if inp.baseline is not None else None)}
@@ -104,25 +106,13 @@ def render_report(inputs: list[ReportInput], out_dir: str | os.PathLike, *,
     def write(folder: Path) -> None:
         _write_report(inputs, folder, data_description, jpeg_note, title)
         if json_copy is not None:
-            shutil.copyfile(folder / "analysis.json", json_copy)
+            try:
+                atomic_write_bytes(json_copy, (folder / "analysis.json").read_bytes())
+            except OSError as e:
+                raise OutputError(f"--json {json_copy}: cannot write it "
+                                  f"({e.strerror or e}); no report was written") from None
 
     return build_atomically(out_dir, write) / "report.html"
-
-
-def build_atomically(out_dir: str | os.PathLike, write: Callable[[Path], None]) -> Path:
-    """Run ``write(folder)`` on a fresh temporary folder beside ``out_dir``, then move it
-    into place (an older ``out_dir`` stays until then); on failure remove it; return
-    ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=out_dir.parent))
-    try:
-        write(tmp)
-        _replace_dir(tmp, out_dir)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return out_dir
 
 
 def figure_item(spec: F.FigureSpec, folder: Path, number: int) -> dict:
@@ -130,16 +120,6 @@ def figure_item(spec: F.FigureSpec, folder: Path, number: int) -> dict:
     F.save(spec, folder)
     return {"name": spec.name, "svg": Markup(F.to_svg(spec.fig, id_prefix=spec.name)),
             "caption": spec.caption, "number": number}
-
-
-def _replace_dir(new: Path, dest: Path) -> None:
-    old = None
-    if dest.exists():
-        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
-        os.replace(dest, old)
-    os.replace(new, dest)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def _write_report(inputs: list[ReportInput], folder: Path, data_description: str,
@@ -192,7 +172,20 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
     summary = {"format": "ttq-report", "networks": [
         {"label": i.label, "analysis": i.analysis.to_dict(),
          "baseline": i.baseline.to_dict() if i.baseline is not None else None} for i in inputs]}
-    atomic_write_text(folder / "analysis.json", json.dumps(summary, indent=1, allow_nan=False))
+    atomic_write_text(folder / "analysis.json", json.dumps(_finite_or_null(summary), indent=1,
+                                                           allow_nan=False))
+
+
+def _finite_or_null(obj):
+    """``obj`` with NaN/Inf floats as None (JSON has no NaN; only a broken checkpoint
+    reported with --allow-nonfinite produces them, and its report says so)."""
+    if isinstance(obj, float):
+        return obj if obj == obj and abs(obj) != float("inf") else None
+    if isinstance(obj, dict):
+        return {k: _finite_or_null(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_finite_or_null(v) for v in obj]
+    return obj
 
 
 HISTORY_FIGURES = ("sparsity_evolution", "scales_evolution", "training_curves",

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
-from ttq_core.errors import ConfigError, TTQError
+from ttq_core.errors import ConfigError, TTQError, describe_os_error
 
 KINDS = {"t": "threshold", "sparsity": "sparsity", "energy": "energy-aware",
          "uniform": "uniform"}
@@ -385,9 +385,11 @@ def run(args: argparse.Namespace) -> Path:
                    f"{arrays.source}" + (" (fixed class-balanced subsets)"
                                          if args.limit_train or args.limit_test else ""))
     note = jpeg_note(arrays.source)
+    from ttq_core.train.config import MODE_DEFAULTS
+    lr_text = args.lr if args.lr is not None else f"ttq-train's default {MODE_DEFAULTS['ttq']['lr']}"
     recipe = (f"TTQ fine-tuning from {args.init} for {args.epochs} epochs, batch "
               f"{args.batch_size}, {args.schedule} LR schedule from "
-              f"{args.lr if args.lr is not None else 'ttq-train default 0.01'}, seed "
+              f"{lr_text}, seed "
               f"{args.seed}; energy-aware plans use the '{args.sensitivity}' sensitivity on "
               f"{args.calibration_images} training images.")
     html = render_comparison(entries, out / "report", baseline=baseline, title=args.title,
@@ -416,6 +418,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         run(args)
     except TTQError as e:
         print(f"ttq-sweep: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # permission, not a folder, disk full, ...: one line naming the path
+        print(f"ttq-sweep: error: {describe_os_error(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ttq-sweep: interrupted; finished runs are kept (rerun to continue)",

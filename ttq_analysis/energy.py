@@ -126,6 +126,9 @@ class EnergyModel:
 
 # ----------------------------------------------------------------------------- loading
 
+MAX_PJ = 1e9  # largest accepted energy of one operation or one bit, pJ
+
+
 def _models_dir():
     return resources.files(__package__).joinpath(_MODELS_DIR)
 
@@ -238,6 +241,9 @@ def _validate(data: Any, origin: str) -> EnergyModel:
             if (isinstance(value, bool) or not isinstance(value, (int, float))
                     or not math.isfinite(value) or value <= 0):
                 raise fail(f"{where}.{value_key} must be a positive number, got {_show(value, value_key in spec)}")
+            if value > MAX_PJ:  # finite, but totals over ~1e10 operations would overflow
+                raise fail(f"{where}.{value_key} is {value:g} pJ, above {MAX_PJ:g} pJ (1 mJ) per "
+                           f"operation or bit: not a plausible energy, and totals would overflow")
             source = spec.get("source")
             if not isinstance(source, str) or not source.strip():
                 raise fail(f"{where}.source must be a non-empty citation a reviewer can look up, "

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from ttq_core.errors import ConfigError, TTQError
+from ttq_core.errors import ConfigError, TTQError, describe_os_error
 
 EPILOG = """\
 examples:
@@ -131,6 +131,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         plan.save(args.out)
     except TTQError as e:
         print(f"ttq-plan: error: {e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # permission, not a folder, disk full, ...: one line naming the path
+        print(f"ttq-plan: error: {describe_os_error(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print("ttq-plan: interrupted; no plan was written", file=sys.stderr)

@@ -32,7 +32,7 @@ from typing import Any, Mapping
 import torch
 from torch import nn
 
-from .errors import CheckpointError, ConfigError
+from .errors import CheckpointError, ConfigError, OutputError
 from .io import atomic_open
 from .models import build_model, list_models
 from .quantize import apply_quant_record
@@ -46,8 +46,17 @@ _STATE_DICT_KEYS = ("state_dict", "model_state_dict", "model", "net")
 def save_checkpoint(ckpt: Mapping[str, Any], path: str | os.PathLike) -> None:
     """Write ``ckpt`` to ``path`` atomically (:func:`ttq_core.io.atomic_open`): a crash
     leaves either the old or the new file."""
-    with atomic_open(path, "wb") as f:
-        torch.save(dict(ckpt), f)
+    try:
+        with atomic_open(path, "wb") as f:
+            torch.save(dict(ckpt), f)
+    except OSError as e:
+        raise OutputError(f"cannot write checkpoint {path}: {e.strerror or e}; any earlier "
+                          f"{Path(path).name} is kept") from None
+    except RuntimeError as e:  # torch's zip writer reports a failed write (disk full) so
+        if "write" not in str(e).lower() and "inline_container" not in str(e):
+            raise
+        raise OutputError(f"cannot write checkpoint {path} (disk full or write error); any "
+                          f"earlier {Path(path).name} is kept") from None
 
 
 def read_checkpoint_file(path: str | os.PathLike) -> Any:
@@ -155,7 +164,100 @@ def _build(arch: str, arch_kwargs: Mapping, path: Path) -> nn.Module:
     try:
         return build_model(arch, **dict(arch_kwargs))
     except ConfigError as e:
-        raise CheckpointError(f"{path}: cannot rebuild the model: {e}") from None
+        raise CheckpointError(f"{path}: cannot rebuild the model from field 'arch_kwargs': "
+                              f"{e}") from None
+    except (TypeError, ValueError) as e:  # unknown or ill-typed keyword of the architecture
+        raise CheckpointError(f"{path}: field 'arch_kwargs' does not fit {arch}: "
+                              f"{_first_line(str(e))}") from None
+
+
+# ----------------------------------------------------------------------------- field checks
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
+def _optional(kind):
+    return lambda v: v is None or kind(v)
+
+
+def _mapping(v: Any) -> bool:
+    return isinstance(v, Mapping)
+
+
+def _normalization(v: Any) -> bool:
+    if v is None:
+        return True
+    if not isinstance(v, Mapping):
+        return False
+    parts = [v.get("mean"), v.get("std")]
+    return all(isinstance(p, (list, tuple)) and p and all(_is_number(x) for x in p)
+               for p in parts) and len(parts[0]) == len(parts[1])
+
+
+def _history(v: Any) -> bool:
+    if not isinstance(v, list):
+        return False
+    for entry in v:
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("epoch"), int):
+            return False
+        if any(not _optional(_is_number)(entry.get(k)) for k in HISTORY_NUMBERS):
+            return False
+        layers = entry.get("layers", {})
+        if not isinstance(layers, Mapping) or not all(isinstance(x, Mapping) for x in layers.values()):
+            return False
+    return True
+
+
+def _metrics(v: Any) -> bool:
+    return v is None or (isinstance(v, Mapping) and all(_optional(_is_number)(x) for x in v.values()))
+
+
+HISTORY_NUMBERS = ("lr", "train_loss", "train_acc", "test_loss", "test_acc", "seconds")
+# field -> (check, what it must be), for every field a reader of a checkpoint uses
+FIELD_CHECKS = {
+    "arch": (lambda v: isinstance(v, str), "an architecture name (string)"),
+    "arch_kwargs": (_optional(_mapping), "a dict of keyword arguments"),
+    "dataset": (lambda v: isinstance(v, str), "a dataset name (string)"),
+    "normalization": (_normalization, "a dict with lists 'mean' and 'std' of equal length"),
+    "quant": (_optional(_mapping), "a quantization record (dict) or None"),
+    "state_dict": (_mapping, "a dict of tensors"),
+    "history": (_history, "a list of dicts, each with an integer 'epoch', numbers for "
+                          "losses/accuracies and a dict 'layers'"),
+    "metrics": (_metrics, "a dict of numbers (or None values)"),
+    "train_config": (_optional(_mapping), "a dict of training settings"),
+    "optimizer": (_optional(_mapping), "an optimizer state_dict (dict)"),
+}
+
+
+def validate_fields(ckpt: Mapping, path: str | os.PathLike) -> None:
+    """Type-check every field of a toolkit checkpoint that a reader uses; a hand-edited
+    field of the wrong type gets one CheckpointError naming it."""
+    for key, (check, what) in FIELD_CHECKS.items():
+        if key in ckpt and not check(ckpt[key]):
+            raise CheckpointError(f"{path}: field {key!r} is malformed: it must be {what}, "
+                                  f"got {type(ckpt[key]).__name__}")
+
+
+def sanity_problems(loaded: "LoadedModel") -> list[str]:
+    """What makes a report of this model meaningless: non-finite weights or buffers, a
+    non-positive or non-finite normalisation std (one sentence each; empty when sane)."""
+    problems = []
+    bad = [(k, int((~torch.isfinite(v)).sum()), v.numel())
+           for k, v in loaded.model.state_dict().items()
+           if v.is_floating_point() and not bool(torch.isfinite(v).all())]
+    if bad:
+        shown = ", ".join(f"{k} ({n} of {t})" for k, n, t in bad[:3])
+        more = f" and {len(bad) - 3} more tensors" if len(bad) > 3 else ""
+        problems.append(f"non-finite (NaN/Inf) values in {shown}{more}")
+    norm = (loaded.checkpoint or {}).get("normalization")
+    if norm:
+        import math
+        if any(not math.isfinite(x) for x in list(norm["mean"]) + list(norm["std"])):
+            problems.append(f"non-finite normalisation mean/std {norm['mean']}/{norm['std']}")
+        elif any(x <= 0 for x in norm["std"]):
+            problems.append(f"normalisation std {norm['std']} is not positive")
+    return problems
 
 
 def load_model(path: str | os.PathLike, arch: str | None = None,
@@ -189,6 +291,7 @@ def _load_toolkit(ckpt: Mapping, path: Path, arch: str | None) -> LoadedModel:
     missing = [k for k in REQUIRED_KEYS if k not in ckpt]
     if missing:
         raise CheckpointError(f"{path} lacks required checkpoint keys: {', '.join(missing)}")
+    validate_fields(ckpt, path)
     stored = ckpt["arch"]
     if stored not in list_models():
         raise CheckpointError(f"{path}: unknown architecture {stored!r}; known: "

@@ -28,3 +28,16 @@ class ConfigError(TTQError):
 
 class TrainingDiverged(TTQError):
     """The training loss became NaN or infinite."""
+
+
+class OutputError(TTQError):
+    """An output file or folder cannot be written: not allowed, not writable, in use by
+    another process, or holding files this toolkit did not write."""
+
+
+def describe_os_error(e: OSError) -> str:
+    """One line for an OS error: what failed, on which path (``[Errno 28] ...`` → words)."""
+    what = e.strerror or str(e)
+    if e.filename is not None:
+        return f"{e.filename}: {what}"
+    return what

@@ -7,7 +7,7 @@ import sys
 import traceback
 from typing import Sequence
 
-from ..errors import TTQError
+from ..errors import TTQError, describe_os_error
 from ..quantize.layers import SCALE_INITS
 from .config import AMP_MODES, MODE_DEFAULTS, SCHEDULES, TrainConfig
 
@@ -221,15 +221,39 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# argparse destinations whose TrainConfig field has another name
+_FIELD_OF_DEST = {"no_grad_scaling": "grad_scaling", "no_progress": "progress",
+                  "layer_threshold": "layer_thresholds"}
+
+
+def given_fields(argv: Sequence[str] | None, args: argparse.Namespace) -> set[str]:
+    """The TrainConfig fields set explicitly on the command line (flags given, the fields
+    a --preset or --threshold-plan sets), as opposed to defaults; for --resume checks."""
+    bare = build_parser()
+    for action in bare._actions:
+        action.default = argparse.SUPPRESS
+    explicit = vars(bare.parse_args(argv))
+    fields = {_FIELD_OF_DEST.get(dest, dest) for dest in explicit}
+    if getattr(args, "preset", None):
+        from .presets import PRESETS
+        fields |= set(PRESETS[args.preset].settings)
+    if "threshold_plan" in fields:
+        fields |= {"layer_thresholds", "layer_sparsity", "keep_fp"}
+    return fields
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     from .. import distributed
     who = distributed.rank_prefix()  # "rank N: " under torchrun with several processes
     try:
         from .loop import train
-        ckpt = train(config_from_args(args))
+        ckpt = train(config_from_args(args), given=given_fields(argv, args))
     except TTQError as e:
         print(f"ttq-train: error: {who}{e}", file=sys.stderr)
+        return 1
+    except OSError as e:  # permission, not a folder, disk full, ...: one line naming the path
+        print(f"ttq-train: error: {who}{describe_os_error(e)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         print(f"ttq-train: {who}interrupted; the last completed epoch is in last.pt "

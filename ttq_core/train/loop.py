@@ -19,6 +19,7 @@ process group and computes exactly what it did before.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import math
 import os
@@ -33,10 +34,12 @@ from torch import nn
 
 from .. import __version__
 from .. import distributed
-from ..checkpoint import FORMAT_VERSION, load_model, read_checkpoint_file, save_checkpoint
+from ..checkpoint import (FORMAT_VERSION, load_model, read_checkpoint_file, save_checkpoint,
+                          validate_fields)
 from ..data import balanced_subset, load_cifar10
 from ..data.device import DeviceData, batch_block
-from ..errors import CheckpointError, ConfigError, TrainingDiverged
+from ..errors import CheckpointError, ConfigError, OutputError, TrainingDiverged
+from ..folder_lock import exclusive_lock
 from ..io import atomic_write_text
 from ..models import build_model, list_models
 from ..quantize import quant_record, ternarize, ternary_layers
@@ -229,15 +232,19 @@ def _write_log(path: Path, history: list[dict]) -> None:
 class Trainer:
     """One training run; ``run()`` trains the remaining epochs and returns the last checkpoint."""
 
-    def __init__(self, cfg: TrainConfig):
+    def __init__(self, cfg: TrainConfig, given: set[str] | None = None):
         cfg = cfg.resolved().validate()
         self.out = Path(cfg.out)
         self.resume_ckpt = None
+        self.resume_changes: dict = {}  # fields changed on --resume: {name: [old, new]}
         if cfg.resume:
-            cfg = self._resume_config(cfg)
-        elif (self.out / "last.pt").exists():
-            raise ConfigError(f"{self.out} already holds a run (last.pt): pass --resume to "
-                              f"continue it, or choose another --out")
+            cfg = self._resume_config(cfg, given)
+        else:
+            present = [f for f in RUN_FILES if (self.out / f).exists() and
+                       (f != "log.jsonl" or (self.out / f).stat().st_size > 0)]
+            if present:
+                raise ConfigError(f"{self.out} already holds a run ({', '.join(present)}): "
+                                  f"pass --resume to continue it, or choose another --out")
         self.cfg = cfg
         self.device = resolve_device(cfg.device)
         # This process's place in a torchrun launch ((0, 1) in a single-process run).
@@ -311,17 +318,45 @@ class Trainer:
         self.forward = (torch.compile(self.train_model) if cfg.compile else self.train_model)
 
     # ----- resume
-    def _resume_config(self, cli_cfg: TrainConfig) -> TrainConfig:
+    def _resume_config(self, cli_cfg: TrainConfig, given: set[str] | None) -> TrainConfig:
+        """The stored configuration of the run in ``--out``, with the fields the user gave
+        checked: equal to the stored value, or one of :data:`RESUME_MAY_CHANGE` (recorded
+        in ``resume_changes`` and in the next history entry); anything else is refused."""
         path = self.out / "last.pt"
         if not path.exists():
             raise ConfigError(f"--resume: {path} does not exist; nothing to resume")
         ckpt = read_checkpoint_file(path)
-        if not isinstance(ckpt, dict) or "train_config" not in ckpt or "optimizer" not in ckpt:
+        if not isinstance(ckpt, dict) or not isinstance(ckpt.get("train_config"), dict) \
+                or not isinstance(ckpt.get("optimizer"), dict):
             raise CheckpointError(f"{path} has no training state to resume from")
-        stored = TrainConfig.from_dict(ckpt["train_config"])
-        # The run's own settings win; only these may change on resume.
-        for key in ("epochs", "device", "progress", "compile", "data_dir", "workers"):
-            setattr(stored, key, getattr(cli_cfg, key))
+        validate_fields(ckpt, path)
+        try:
+            stored = TrainConfig.from_dict(ckpt["train_config"])
+        except TypeError as e:
+            raise CheckpointError(f"{path}: field 'train_config' is malformed ({e})") from None
+        if given is None:
+            default = TrainConfig()
+            given = {f.name for f in dataclasses.fields(TrainConfig)
+                     if getattr(cli_cfg, f.name) != getattr(default, f.name)}
+        given = set(given) - {"resume", "out"}
+        refused = []
+        for key in sorted(given):
+            new, old = getattr(cli_cfg, key), getattr(stored, key)
+            if new == old:
+                continue
+            if key in RESUME_MAY_CHANGE:
+                setattr(stored, key, new)
+                if key not in RESUME_NOT_RECORDED:
+                    self.resume_changes[key] = [old, new]
+            else:
+                refused.append(f"--{key.replace('_', '-')} {new} (the run has {old})")
+        if refused:
+            raise ConfigError(f"--resume continues the stored configuration of {self.out}; "
+                              f"these flags differ from it: {'; '.join(refused)}. Drop them, "
+                              f"or start a new run with another --out")
+        if "epochs" in self.resume_changes and stored.epochs < len(ckpt.get("history") or []):
+            raise ConfigError(f"--epochs {stored.epochs}: {path} already finished "
+                              f"{len(ckpt['history'])} epochs")
         stored.out, stored.resume = str(self.out), True
         self.resume_ckpt = ckpt
         return stored.resolved().validate()
@@ -480,17 +515,24 @@ class Trainer:
                                    self.steps_per_epoch - 1)
             entry = {"epoch": epoch + 1, **train, "test_loss": test_loss, "test_acc": test_acc,
                      "seconds": seconds, "layers": layer_history(self.model, self.recorder)}
+            if self.resume_changes:  # first epoch after a --resume that changed settings
+                entry["resumed_with"] = {k: {"from": a, "to": b}
+                                         for k, (a, b) in self.resume_changes.items()}
+                self.resume_changes = {}
             self.history.append(entry)
             is_best = test_acc > self.best["test_acc"]
             if is_best:
                 self.best = {"test_acc": test_acc, "epoch": epoch + 1}
             ckpt = self.checkpoint(with_optimizer=True)
             if self.is_main:
-                save_checkpoint(ckpt, self.out / "last.pt")
+                # best.pt first: a kill between the two writes leaves last.pt one epoch
+                # behind, and --resume redoes that epoch (same numbers) and both files
                 if is_best:
                     best = dict(ckpt)
                     best.pop("optimizer")
                     save_checkpoint(best, self.out / "best.pt")
+                    _test_only_kill(epoch)
+                save_checkpoint(ckpt, self.out / "last.pt")
                 with open(log_path, "a") as f:
                     f.write(json.dumps(entry) + "\n")
                 self._report(entry)
@@ -522,10 +564,72 @@ def _test_only_failure(rank: int, epoch: int) -> None:
                            f"(TTQ_TEST_FAIL_RANK={fail_rank})")
 
 
-def train(cfg: TrainConfig) -> dict:
+# Settings --resume may change (the rest must match the stored run): more epochs
+# (stretching the LR schedule, recorded in the history), where the data and the
+# computation are, which do not change the numbers on CPU.
+RESUME_MAY_CHANGE = frozenset({"epochs", "data_dir", "device", "progress", "compile", "workers"})
+RESUME_NOT_RECORDED = frozenset({"progress"})
+RUN_LOCK = ".ttq-train.lock"  # in the run folder while a process trains it
+RUN_FILES = ("last.pt", "best.pt", "log.jsonl")  # what a run folder's writer owns
+
+
+def _test_only_kill(epoch: int) -> None:
+    """TEST-ONLY hook: with TTQ_TEST_KILL_AFTER_BEST=e (1-based) in the environment the
+    process SIGKILLs itself right after writing best.pt of epoch e, before last.pt
+    (tests/test_reliability.py).  Unset in any real run."""
+    kill_epoch = os.environ.get("TTQ_TEST_KILL_AFTER_BEST")
+    if kill_epoch is not None and int(kill_epoch) == epoch + 1:
+        import signal
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+def train(cfg: TrainConfig, given: set[str] | None = None) -> dict:
     """Train as ``cfg`` says; return the final checkpoint dict (also written to disk).
 
+    ``given``: the config fields the user set explicitly (the CLI passes the flags given);
+    with ``--resume`` they must match the stored run or be ones :data:`RESUME_MAY_CHANGE`
+    allows.  ``None`` counts every field that differs from ``TrainConfig()``'s default.
+
+    The run folder is locked for the whole run (:mod:`ttq_core.folder_lock`): a second
+    ``ttq-train`` on the same ``--out``, fresh or ``--resume``, is refused naming the
+    first one's PID.  Under the lock, temporary files left by a killed save are removed.
     Under torchrun (``WORLD_SIZE > 1``) this initialises the process group (gloo on the
-    CPU, NCCL on CUDA) and trains data-parallel; see the module docstring."""
+    CPU, NCCL on CUDA) and trains data-parallel, rank 0 holding the lock; see the module
+    docstring."""
+    out = Path(cfg.resolved().out)
     with distributed.session(cfg.device):
-        return Trainer(cfg).run()
+        if not distributed.is_main():
+            return Trainer(cfg, given).run()
+        created = _make_run_folder(out)
+        try:
+            with exclusive_lock(out / RUN_LOCK, f"run folder {out}"):
+                _remove_stale_temp_files(out)
+                return Trainer(cfg, given).run()
+        except BaseException:
+            if created:  # a run that failed before writing anything leaves no empty folder
+                with contextlib.suppress(OSError):
+                    out.rmdir()
+            raise
+
+
+def _make_run_folder(out: Path) -> bool:
+    """Create ``out`` if missing (one-line errors); return whether it was created here."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder; choose another --out")
+    if out.is_dir():
+        return False
+    try:
+        out.mkdir(parents=True)
+    except FileExistsError:
+        raise OutputError(f"--out {out}: a parent of it is a file, not a folder") from None
+    except OSError as e:
+        raise OutputError(f"--out {out}: cannot create it ({e.strerror})") from None
+    return True
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Remove ``.<file>.*.tmp`` left in ``out`` by a save that was killed (lock held)."""
+    for name in RUN_FILES:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
