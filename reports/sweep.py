@@ -34,10 +34,19 @@ from ttq_core.errors import ConfigError, TTQError, describe_os_error
 KINDS = {"t": "threshold", "sparsity": "sparsity", "energy": "energy-aware",
          "uniform": "uniform"}
 # TrainConfig fields a setting may override, and their parsers
-OPTIONS = {"scale-lr-mult": ("scale_lr_mult", float), "lr": ("lr", float)}
+def _scale_init(text: str) -> str:
+    from ttq_core.quantize.layers import SCALE_INITS
+    if text not in SCALE_INITS:
+        raise ValueError(text)
+    return text
+
+
+OPTIONS = {"scale-lr-mult": ("scale_lr_mult", float), "lr": ("lr", float),
+           "scale-init": ("scale_init", _scale_init)}
 # fields that must agree between a requested setting and an existing run folder
 IDENTITY_FIELDS = ("arch", "mode", "init", "threshold", "layer_thresholds", "target_sparsity",
                    "layer_sparsity", "keep_fp", "grad_scaling", "scale_lr_mult", "lr",
+                   "scale_init", "wd_scales",
                    "batch_size", "weight_decay", "schedule", "limit_train", "limit_test", "seed")
 
 
@@ -58,7 +67,8 @@ class Setting:
     def default_label(self) -> str:
         base = {"t": f"t={self.value}", "sparsity": f"sparsity {self.value}",
                 "energy": f"energy-aware {self.value}", "uniform": f"uniform {self.value}"}[self.kind]
-        extra = [f"{k.replace('_', '-')}={v:g}" for k, v in sorted(self.overrides.items())]
+        extra = [f"{k.replace('_', '-')}={v:g}" if isinstance(v, float) else
+                 f"{k.replace('_', '-')}={v}" for k, v in sorted(self.overrides.items())]
         if not self.grad_scaling:
             extra.append("plain STE")
         return base + (f" ({', '.join(extra)})" if extra else "")
@@ -124,7 +134,8 @@ def parse_setting(text: str) -> Setting:
             try:
                 setting.overrides[field_name] = parse(v)
             except ValueError:
-                raise ConfigError(f"--setting {text!r}: {name}={v!r} is not a number") from None
+                raise ConfigError(f"--setting {text!r}: {name}={v!r} is not a valid value "
+                                  f"(a number; for scale-init: one or least-squares)") from None
         else:
             raise ConfigError(f"--setting {text!r}: unknown option {opt!r}; options: ste, "
                               f"label=NAME, {', '.join(f'{o}=X' for o in OPTIONS)}")
@@ -309,6 +320,8 @@ def run(args: argparse.Namespace) -> Path:
         raise ConfigError(f"--init {args.init} is a ternary checkpoint; sweep from the FP one")
     args.arch_name = base.arch
     out = Path(args.out)
+    from .output_folder import check_destination
+    check_destination(out / "report")  # refuse a foreign report/ folder before any training
     progress = not args.no_progress
 
     def say(msg: str) -> None:
