@@ -33,7 +33,9 @@ examples:
 outputs in --out (default reports/<checkpoint-stem>/): report.html (self-contained: open
 it offline or print it), table3_energy.{csv,tex,md}, layers_<network>.{csv,tex,md},
 cost_model.{csv,tex,md}, <network>_<figure>.{svg,png}, analysis.json (every number).
-The report is built aside and moved into place when complete.
+The report is built aside and moved into place when complete. --out must be missing,
+empty, or an earlier report (it carries a .ttq-report.json marker listing its files):
+a run folder, "." or any folder with other files is refused and left untouched.
 """
 
 
@@ -59,7 +61,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="data source (default: $TTQ_DATA_DIR, else the cache folder, "
                         "downloading on first use)")
     p.add_argument("--out", default=None, metavar="DIR",
-                   help="report folder (default reports/<first checkpoint stem>)")
+                   help="report folder: missing, empty or an earlier report, never a folder "
+                        "with other files (default reports/<first checkpoint stem>)")
     p.add_argument("--energy-model", default="horowitz45", metavar="NAME|FILE",
                    help="cost model: a shipped name or a JSON/TOML file (default %(default)s)")
     p.add_argument("--memory", default="sram", choices=["sram", "dram"],

@@ -5,7 +5,10 @@ A report folder (``ttq-report --out``, the sweep's ``report/``) is written only 
 * missing (it is created),
 * an empty folder, or
 * an earlier report of this toolkit: it holds the marker file :data:`MARKER`, whose
-  manifest lists every file that report wrote, and nothing else.
+  manifest lists every file that report wrote, and nothing else (a report written
+  before the marker existed is recognised by its ``report.html`` and ``analysis.json``
+  or ``sweep.json`` with this toolkit's ``format``, when it holds only files of the
+  kinds a report writes).
 
 Anything else (a run folder with checkpoints, ``.``, a home folder, an earlier report
 where someone added their own notes) is refused with one line and left untouched.
@@ -108,10 +111,33 @@ def _listing(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
 
 
+LEGACY_SUFFIXES = {".html", ".json", ".csv", ".md", ".tex", ".svg", ".png"}
+LEGACY_INDEX = {"analysis.json": "ttq-report", "sweep.json": "ttq-sweep"}
+
+
+def _legacy_manifest(folder: Path) -> set[str] | None:
+    """A report written before the marker existed: ``report.html`` plus this toolkit's
+    ``analysis.json``/``sweep.json`` (by its ``format`` field), and only plain files of
+    the kinds a report writes.  Anything else is not recognised (None)."""
+    entries = list(folder.iterdir())
+    if not (folder / "report.html").is_file() or any(
+            not p.is_file() or p.is_symlink() or p.suffix not in LEGACY_SUFFIXES for p in entries):
+        return None
+    for index, fmt in LEGACY_INDEX.items():
+        try:
+            if json.loads((folder / index).read_text()).get("format") == fmt:
+                return {p.name for p in entries}
+        except (OSError, ValueError, AttributeError):
+            continue
+    return None
+
+
 def _manifest(folder: Path) -> set[str] | None:
     """The paths an earlier report wrote, or None when ``folder`` is not a report."""
     try:
         data = json.loads((folder / MARKER).read_text())
+    except FileNotFoundError:
+        return _legacy_manifest(folder)
     except (OSError, ValueError):
         return None
     if not isinstance(data, dict) or data.get("format") != MARKER_FORMAT or \

@@ -11,7 +11,8 @@ A *setting* is written ``KIND=VALUE[,OPTION...]``:
                             of 0.6 × the t=0.05 network's dense energy (or ``25uJ``)
 ``uniform=0.6``             one sparsity for all layers meeting the same kind of budget
 options                     ``ste`` (plain straight-through gradients: no Wp/1/Wn
-                            scaling), ``scale-lr-mult=M``, ``lr=X``, ``label=NAME``
+                            scaling), ``scale-lr-mult=M``, ``scale-init=one|least-squares``, ``lr=X``,
+``label=NAME``
 ==========================  ===========================================================
 
 Everything lands in ``--out``: ``plans/<setting>.json``, ``runs/<setting>/`` (the
@@ -160,7 +161,8 @@ examples:
 settings: KIND=VALUE[,OPTION...] with KIND t (Δ = t·max|w|), sparsity (fixed zero
 fraction), energy (energy-aware per-layer plan for a budget: a fraction of the t=0.05
 network's dense energy, or NuJ), uniform (one sparsity meeting such a budget); options
-ste (no Wp/1/Wn gradient scaling), scale-lr-mult=M, lr=X, label=NAME.
+ste (no Wp/1/Wn gradient scaling), scale-lr-mult=M, scale-init=one|least-squares, lr=X,
+label=NAME.
 --ablate-grad-scaling adds a plain-STE twin of the first setting (and of every setting
 with --ablate-all).
 
@@ -198,7 +200,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--arch", default=None, help="architecture of a plain state_dict --init")
     t.add_argument("--epochs", type=int, default=10, help="epochs per setting (default %(default)s)")
     t.add_argument("--batch-size", type=int, default=128, help="(default %(default)s)")
-    t.add_argument("--lr", type=float, default=None, help="peak LR (default: ttq-train's 0.01)")
+    t.add_argument("--lr", type=float, default=None, help="peak LR (default: ttq-train's, 0.1)")
     t.add_argument("--scale-lr-mult", type=float, default=None, metavar="M",
                    help="LR multiplier of Wp, Wn (default: ttq-train's)")
     t.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
@@ -283,7 +285,9 @@ def _existing(run_dir: Path, cfg) -> str:
     if not last.exists():
         return "new"
     ckpt = read_checkpoint_file(last)
-    stored = (ckpt or {}).get("train_config") or {}
+    raw = (ckpt or {}).get("train_config") or {}
+    # legacy values for fields older runs did not store (e.g. their least-squares scale_init)
+    stored = type(cfg).from_dict(raw).to_dict() if isinstance(raw, dict) and raw else {}
     mine = cfg.resolved().to_dict()
     differ = [k for k in IDENTITY_FIELDS if k in stored and stored[k] != mine.get(k)]
     if differ:

@@ -553,8 +553,14 @@ def run_description(a: Analysis) -> str | None:
              f"{cfg.get('lr')} ({cfg.get('schedule')} schedule, {cfg.get('warmup_epochs')} "
              f"warm-up epochs), weight decay {cfg.get('weight_decay')}")
     if cfg.get("mode") == "ttq":
-        sched += (f", Wp/Wn LR × {cfg.get('scale_lr_mult')}, latent-gradient scaling "
-                  f"{'on' if cfg.get('grad_scaling', True) else 'off (plain STE)'}")
+        init = cfg.get("scale_init", "least-squares")  # runs before scale_init: least squares
+        decay = "with" if cfg.get("wd_scales") else "without"
+        sched += (f", Wp/Wn initialised {'at 1' if init == 'one' else 'by least squares'}, "
+                  f"their LR × {cfg.get('scale_lr_mult')} {decay} weight decay, latent-gradient "
+                  f"scaling {'on' if cfg.get('grad_scaling', True) else 'off (plain STE)'}")
+        if cfg.get("bn_recal_images"):
+            sched += (f", batch-norm statistics re-estimated on {cfg['bn_recal_images']:,} "
+                      f"training images after ternarizing and after each epoch")
     parts.append(sched)
     hw = f"hardware: {ck.get('device', 'unrecorded')}"
     dist = ck.get("distributed")

@@ -14,7 +14,7 @@ import ttq_core.checkpoint as ckpt_mod
 from ttq_core.checkpoint import (FORMAT_VERSION, REQUIRED_KEYS, LoadedModel, load_model,
                                  load_state_dict_checked, read_checkpoint_file,
                                  save_checkpoint)
-from ttq_core.errors import CheckpointError, TTQError
+from ttq_core.errors import CheckpointError, OutputError, TTQError
 from ttq_core.models import build_model
 from ttq_core.quantize import export_ternary, quant_record, ternarize, ternary_layers
 
@@ -552,7 +552,7 @@ def test_save_checkpoint_is_atomic(tmp_path, monkeypatch, fp_model, ternary_mode
 
     assert ckpt_mod.torch is torch
     monkeypatch.setattr(ckpt_mod.torch, "save", crashing_save)
-    with pytest.raises(OSError, match="No space left"):
+    with pytest.raises(OutputError, match="No space left.*earlier last.pt is kept"):
         save_checkpoint(toolkit_ckpt(ternary_model, history=HISTORY), path)
     assert calls, "save_checkpoint did not go through torch.save"
     monkeypatch.setattr(ckpt_mod.torch, "save", real_save)

@@ -128,6 +128,29 @@ def test_earlier_report_is_replaced_but_foreign_files_are_refused(tmp_path):
     assert (empty / "report.html").exists()
 
 
+def test_a_report_written_before_the_marker_is_recognised(tmp_path):
+    old = tmp_path / "r"
+    old.mkdir()
+    (old / "report.html").write_text("<html>")
+    (old / "analysis.json").write_text(json.dumps({"format": "ttq-report", "networks": []}))
+    (old / "table3_energy.csv").write_text("a,b")
+    build_atomically(old, _write_files(["report.html"]))
+    assert sorted(p.name for p in old.iterdir()) == sorted([MARKER, "report.html"])
+    (old / "run.pt").write_bytes(b"x")  # ... but not once it holds a checkpoint
+    (old / MARKER).unlink()
+    with pytest.raises(OutputError, match="not a report folder"):
+        build_atomically(old, _write_files(["report.html"]))
+
+
+@pytest.mark.parametrize("case", ["out-is-a-file", "out-under-a-file"])
+def test_train_out_that_is_a_file_is_one_line(tmp_path, capsys, case):
+    (tmp_path / "f").write_text("data")
+    out = tmp_path / "f" if case == "out-is-a-file" else tmp_path / "f" / "run"
+    assert train_main([*TINY, "--out", str(out), "--epochs", "1"]) == 1
+    _one_line_error(capsys.readouterr().err, "ttq-train")
+    assert (tmp_path / "f").read_text() == "data"
+
+
 @pytest.mark.parametrize("case", ["file", "under-a-file", "no-marker"])
 def test_report_destinations_that_are_not_folders_or_not_reports(tmp_path, case):
     target = tmp_path / "x"
@@ -236,14 +259,15 @@ def test_sigkill_at_random_points_then_resume_is_bitwise_identical(run_folder, t
     assert not list(out.glob(".*.tmp")) and not (out / RUN_LOCK).exists()
 
 
-def test_kill_between_best_and_last_then_resume(run_folder, tmp_path):
+def test_kill_in_the_final_epoch_between_best_and_last_then_resume(run_folder, tmp_path):
     out = tmp_path / "run"
-    env = {**ENV, "TTQ_TEST_KILL_AFTER_BEST": "2"}
+    env = {**ENV, "TTQ_TEST_KILL_AFTER_BEST": "3"}  # the final epoch
     r = subprocess.run(_train_cmd(out, "--epochs", "3"), env=env, capture_output=True, text=True)
     assert r.returncode == -signal.SIGKILL
     best, last = _state(out / "best.pt"), _state(out / "last.pt")
-    if best["metrics"]["best_epoch"] == 2:  # epoch 2 was a best: best.pt is ahead of last.pt
-        assert last["metrics"]["epochs_completed"] == 1
+    assert last["metrics"]["epochs_completed"] == 2
+    assert best["metrics"]["best_epoch"] in (1, 2, 3)  # 3: best.pt is ahead of last.pt
+    (out / ".last.pt.x1y2.tmp").write_bytes(b"PK half a save")  # as a kill mid-save leaves
     r = subprocess.run(_train_cmd(out, "--epochs", "3", "--resume"), env=ENV,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
@@ -252,6 +276,7 @@ def test_kill_between_best_and_last_then_resume(run_folder, tmp_path):
     best = _state(out / "best.pt")
     assert best["metrics"]["best_epoch"] == final["metrics"]["best_epoch"]
     assert best["metrics"]["epochs_completed"] == final["metrics"]["best_epoch"]
+    assert not list(out.glob(".*.tmp"))
 
 
 def test_resume_continues_the_stored_configuration(tmp_path, monkeypatch, capsys):

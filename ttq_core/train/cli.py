@@ -25,8 +25,14 @@ examples:
   ttq-train --mode ttq --init fp.pt --layer-threshold 'layer3.*=0.1' --threshold 0.05
   ttq-train --mode ttq --init fp.pt --target-sparsity 0.5
 
-  # continue an interrupted run (same result as never stopping, on CPU)
+  # continue an interrupted run with its stored settings (same result as never stopping,
+  # on CPU); only --epochs, --data-dir, --device, --compile, --workers may change
   ttq-train --out runs/r20-ttq --resume
+  ttq-train --out runs/r20-ttq --resume --epochs 60
+
+  # the old parametrisation (least-squares scales, slow scale LR) for comparison
+  ttq-train --mode ttq --init fp.pt --scale-init least-squares --scale-lr-mult 0.01 \
+            --no-wd-scales --lr 0.01
 
   # 4 GPUs of one machine (the same flags; global batch = 4 x --batch-size)
   torchrun --standalone --nproc_per_node=4 -m ttq_core.train --arch resnet20 --out runs/r20-4gpu
@@ -43,7 +49,8 @@ arrays are cached in ~/.cache/ttq/arrays (TTQ_CACHE_DIR moves it).
 
 outputs in --out: last.pt (every epoch, resumable), best.pt (best test accuracy),
 log.jsonl (one history entry per epoch). Checkpoints load with
-torch.load(path, weights_only=True).
+torch.load(path, weights_only=True). The run folder is locked while a run trains
+(.ttq-train.lock): a second ttq-train on it stops with one line naming the first's PID.
 """
 
 
@@ -136,9 +143,10 @@ def build_parser() -> argparse.ArgumentParser:
                         "norm its zero region gets ~1/Wp larger steps and sparsity collapses; "
                         "default %(default)s)")
     q.add_argument("--bn-recal-images", type=int, default=d.bn_recal_images, metavar="N",
-                   help="after ternarizing, re-estimate batch-norm running statistics on N "
-                        "training images before the first step, so a short run does not "
-                        "test on the FP model's statistics (0: off; default %(default)s)")
+                   help="re-estimate batch-norm running statistics on N training images "
+                        "after ternarizing and after every TTQ epoch, before testing and "
+                        "saving, so no run tests on stale statistics (training steps are "
+                        "unchanged; 0: off; default %(default)s)")
     q.add_argument("--grad-stats-every", type=int, default=d.grad_stats_every, metavar="N",
                    help="record latent-gradient statistics every N steps (0: off; default %(default)s)")
     s = p.add_argument_group("data subset")
@@ -151,8 +159,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="output folder (default runs/<arch>-<mode>)")
     r.add_argument("--resume", action="store_true",
                    help="continue the run in --out from last.pt with its stored settings: "
-                        "identical to never stopping (a larger --epochs extends the run and "
-                        "stretches the LR schedule)")
+                        "identical to never stopping. Other flags must match the stored "
+                        "ones, except --epochs (more epochs stretch the LR schedule; "
+                        "recorded in the history), --data-dir, --device, --compile, --workers")
     r.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")
     r.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N (default %(default)s)")
     r.add_argument("--amp", choices=AMP_MODES, default=d.amp,

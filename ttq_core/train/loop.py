@@ -531,7 +531,7 @@ class Trainer:
                     best = dict(ckpt)
                     best.pop("optimizer")
                     save_checkpoint(best, self.out / "best.pt")
-                    _test_only_kill(epoch)
+                _test_only_kill(epoch)
                 save_checkpoint(ckpt, self.out / "last.pt")
                 with open(log_path, "a") as f:
                     f.write(json.dumps(entry) + "\n")
@@ -575,7 +575,7 @@ RUN_FILES = ("last.pt", "best.pt", "log.jsonl")  # what a run folder's writer ow
 
 def _test_only_kill(epoch: int) -> None:
     """TEST-ONLY hook: with TTQ_TEST_KILL_AFTER_BEST=e (1-based) in the environment the
-    process SIGKILLs itself right after writing best.pt of epoch e, before last.pt
+    process SIGKILLs itself after writing best.pt of epoch e (if a best), before last.pt
     (tests/test_reliability.py).  Unset in any real run."""
     kill_epoch = os.environ.get("TTQ_TEST_KILL_AFTER_BEST")
     if kill_epoch is not None and int(kill_epoch) == epoch + 1:
