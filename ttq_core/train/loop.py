@@ -233,6 +233,10 @@ class Trainer:
     """One training run; ``run()`` trains the remaining epochs and returns the last checkpoint."""
 
     def __init__(self, cfg: TrainConfig, given: set[str] | None = None):
+        if given is None:  # the Python API: what differs from the defaults was given
+            default = TrainConfig()
+            given = {f.name for f in dataclasses.fields(TrainConfig)
+                     if getattr(cfg, f.name) != getattr(default, f.name)}
         cfg = cfg.resolved().validate()
         self.out = Path(cfg.out)
         self.resume_ckpt = None
@@ -318,7 +322,7 @@ class Trainer:
         self.forward = (torch.compile(self.train_model) if cfg.compile else self.train_model)
 
     # ----- resume
-    def _resume_config(self, cli_cfg: TrainConfig, given: set[str] | None) -> TrainConfig:
+    def _resume_config(self, cli_cfg: TrainConfig, given: set[str]) -> TrainConfig:
         """The stored configuration of the run in ``--out``, with the fields the user gave
         checked: equal to the stored value, or one of :data:`RESUME_MAY_CHANGE` (recorded
         in ``resume_changes`` and in the next history entry); anything else is refused."""
@@ -326,18 +330,16 @@ class Trainer:
         if not path.exists():
             raise ConfigError(f"--resume: {path} does not exist; nothing to resume")
         ckpt = read_checkpoint_file(path)
-        if not isinstance(ckpt, dict) or not isinstance(ckpt.get("train_config"), dict) \
-                or not isinstance(ckpt.get("optimizer"), dict):
-            raise CheckpointError(f"{path} has no training state to resume from")
-        validate_fields(ckpt, path)
+        if not isinstance(ckpt, dict):
+            raise CheckpointError(f"{path} is not a toolkit checkpoint; nothing to resume")
+        validate_fields(ckpt, path)  # a field of the wrong type: one line naming it
+        if not isinstance(ckpt.get("train_config"), dict) or not isinstance(ckpt.get("optimizer"), dict):
+            raise CheckpointError(f"{path} has no training state (train_config, optimizer) "
+                                  f"to resume from")
         try:
             stored = TrainConfig.from_dict(ckpt["train_config"])
         except TypeError as e:
             raise CheckpointError(f"{path}: field 'train_config' is malformed ({e})") from None
-        if given is None:
-            default = TrainConfig()
-            given = {f.name for f in dataclasses.fields(TrainConfig)
-                     if getattr(cli_cfg, f.name) != getattr(default, f.name)}
         given = set(given) - {"resume", "out"}
         refused = []
         for key in sorted(given):
