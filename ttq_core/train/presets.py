@@ -89,8 +89,9 @@ _register(Preset(
         "weight_decay": "not stated in a form we could verify",
     },
     notes="Only the architecture and t = 0.05 are the paper's. The optimiser values are "
-          "this toolkit's choice, mirroring its CIFAR recipe (fine-tune an FP model with "
-          "SGD at lr 0.01, x0.1 steps at 50% and 75% of the run) with the usual ImageNet "
+          "this toolkit's choice, from its earlier CIFAR recipe (fine-tune an FP model with "
+          "SGD at lr 0.01, x0.1 steps at 50% and 75% of the run; the CIFAR default is now "
+          "lr 0.1 with Wp = Wn = 1, the authors' choice, not yet measured on ImageNet) with the usual ImageNet "
           "weight decay 1e-4; pass --init with an FP ResNet-18 checkpoint or state_dict "
           "(e.g. torchvision's, saved as a state_dict). batch_size is per process "
           "(global batch = world_size x 64).",
