@@ -219,14 +219,18 @@ def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 120) -> None:
 
 def test_two_trainers_on_one_run_folder(tmp_path):
     out = tmp_path / "run"
-    first = subprocess.Popen(_train_cmd(out, "--epochs", "2"), env=ENV,
+    # the first run trains long enough (2 x 2,048 images) to still hold the lock while the
+    # two others start (their imports alone take seconds); they ask at the same time
+    first = subprocess.Popen(_train_cmd(out, "--epochs", "2", "--limit-train", "2048"), env=ENV,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     _wait_for(out / RUN_LOCK, first)
-    for extra in ([], ["--resume"]):
-        second = subprocess.run(_train_cmd(out, "--epochs", "2", *extra), env=ENV,
-                                capture_output=True, text=True)
-        assert second.returncode == 1
-        line = _one_line_error(second.stderr, "ttq-train")
+    others = [subprocess.Popen(_train_cmd(out, "--epochs", "2", *extra), env=ENV,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+              for extra in ([], ["--resume"])]
+    for second in others:
+        _, err = second.communicate()
+        assert second.returncode == 1, err
+        line = _one_line_error(err, "ttq-train")
         assert f"in use by another process (PID {first.pid})" in line
     _, err = first.communicate()
     assert first.returncode == 0, err
