@@ -46,7 +46,7 @@ class SweepEntry:
     (a sentence), ``rule`` (a few words for the table),
     ``analysis`` of its selected checkpoint, ``history`` (list of epoch entries),
     ``grad_scaling`` and ``key`` (the setting with grad scaling removed, for pairing
-    ablation twins), and ``plan`` (a threshold-plan dict, if one chose its thresholds)."""
+    ablation twins), ``replicate_key`` (``key`` without the seed), and ``plan`` (a threshold-plan dict, if one chose its thresholds)."""
 
     label: str
     description: str
@@ -57,6 +57,7 @@ class SweepEntry:
     plan: dict | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     rule: str = ""
+    replicate_key: str = ""   # ``key`` without the seed: replicates of one setting share it
 
 
 # ----------------------------------------------------------------------------- numbers
@@ -264,6 +265,7 @@ def findings(entries: Sequence[SweepEntry], table: T.Table) -> list[str]:
             f"Latent-gradient scaling ({on.label} vs {off.label}): with scaling minus without "
             f"is {diff_phrase(on.label, off.label)}; the mean zero-weight fraction ends at "
             f"{z_on:.3f} with scaling (after epoch 1: {z0_on:.3f}) and {z_off:.3f} without.")
+    out.extend(_replicate_findings(ablation_pairs(entries), df))
     ratios = [(lab, r) for lab, r in df["dense_over_measured"].items()
               if lab in by_label and not math.isnan(r)]
     if ratios:
@@ -273,6 +275,39 @@ def findings(entries: Sequence[SweepEntry], table: T.Table) -> list[str]:
             f"Dense-activation assumption: it overstates the ternary networks' energy "
             f"{lo:.2f}–{hi:.2f}× across the settings; it holds (within "
             f"{T.DENSE_TOLERANCE:.0%}) for {', '.join(holding) if holding else 'none of them'}.")
+    return out
+
+
+def _replicate_findings(pairs, df) -> list[str]:
+    """One sentence per setting whose ablation was repeated under several seeds: the mean
+    best accuracy with and without gradient scaling and the per-seed differences, so a
+    reader sees whether the sign holds across seeds (two seeds show consistency, not a
+    significance level)."""
+    groups: dict[str, list] = {}
+    for on, off in pairs:
+        if on.replicate_key:
+            groups.setdefault(on.replicate_key, []).append((on, off))
+    out = []
+    for group in groups.values():
+        if len(group) < 2:
+            continue
+        acc_on = [df.loc[on.label, "best_test_acc"] for on, _ in group]
+        acc_off = [df.loc[off.label, "best_test_acc"] for _, off in group]
+        diffs = [100 * (a - b) for a, b in zip(acc_on, acc_off)]
+        z_on = [_mean_layer_series(on.history[-1:], "frac_zero")[0] for on, _ in group
+                if on.history]
+        z_off = [_mean_layer_series(off.history[-1:], "frac_zero")[0] for _, off in group
+                 if off.history]
+        sign = ("scaling ahead under every seed" if all(d > 0 for d in diffs) else
+                "scaling behind under every seed" if all(d < 0 for d in diffs) else
+                "the sign changes between seeds")
+        out.append(
+            f"Over {len(group)} seeds ({group[0][0].label} and its replicates): mean best "
+            f"accuracy {100 * float(np.mean(acc_on)):.2f}% with gradient scaling and "
+            f"{100 * float(np.mean(acc_off)):.2f}% without; per-seed differences "
+            f"{', '.join(f'{d:+.2f}' for d in diffs)} points ({sign}); mean zero fraction at "
+            f"the last epoch {float(np.mean(z_on)):.3f} with and {float(np.mean(z_off)):.3f} "
+            f"without.")
     return out
 
 

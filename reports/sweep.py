@@ -12,7 +12,8 @@ A *setting* is written ``KIND=VALUE[,OPTION...]``:
 ``uniform=0.6``             one sparsity for all layers meeting the same kind of budget
 options                     ``ste`` (plain straight-through gradients: no Wp/1/Wn
                             scaling), ``scale-lr-mult=M``, ``scale-init=one|least-squares``, ``lr=X``,
-``label=NAME``
+                            ``seed=N`` (replicates: twins under several seeds are
+                            summarised together), ``label=NAME``
 ==========================  ===========================================================
 
 Everything lands in ``--out``: ``plans/<setting>.json``, ``runs/<setting>/`` (the
@@ -43,7 +44,7 @@ def _scale_init(text: str) -> str:
 
 
 OPTIONS = {"scale-lr-mult": ("scale_lr_mult", float), "lr": ("lr", float),
-           "scale-init": ("scale_init", _scale_init)}
+           "scale-init": ("scale_init", _scale_init), "seed": ("seed", int)}
 # fields that must agree between a requested setting and an existing run folder
 IDENTITY_FIELDS = ("arch", "mode", "init", "threshold", "layer_thresholds", "target_sparsity",
                    "layer_sparsity", "keep_fp", "grad_scaling", "scale_lr_mult", "lr",
@@ -83,6 +84,12 @@ class Setting:
     def key(self) -> str:
         """Everything but grad scaling: ablation twins share it."""
         return f"{self.kind}={self.value};{sorted(self.overrides.items())}"
+
+    @property
+    def replicate_key(self) -> str:
+        """Everything but grad scaling and the seed: the same setting under other seeds."""
+        rest = {k: v for k, v in self.overrides.items() if k != "seed"}
+        return f"{self.kind}={self.value};{sorted(rest.items())}"
 
     def rule(self) -> str:
         return {"t": f"threshold t={self.value}", "sparsity": f"sparsity {self.value}",
@@ -136,7 +143,8 @@ def parse_setting(text: str) -> Setting:
                 setting.overrides[field_name] = parse(v)
             except ValueError:
                 raise ConfigError(f"--setting {text!r}: {name}={v!r} is not a valid value "
-                                  f"(a number; for scale-init: one or least-squares)") from None
+                                  f"(a number; seed: an integer; scale-init: one or "
+                                  f"least-squares)") from None
         else:
             raise ConfigError(f"--setting {text!r}: unknown option {opt!r}; options: ste, "
                               f"label=NAME, {', '.join(f'{o}=X' for o in OPTIONS)}")
@@ -162,7 +170,13 @@ settings: KIND=VALUE[,OPTION...] with KIND t (Δ = t·max|w|), sparsity (fixed z
 fraction), energy (energy-aware per-layer plan for a budget: a fraction of the t=0.05
 network's dense energy, or NuJ), uniform (one sparsity meeting such a budget); options
 ste (no Wp/1/Wn gradient scaling), scale-lr-mult=M, scale-init=one|least-squares, lr=X,
-label=NAME.
+seed=N (default --seed), label=NAME.
+
+  # the learning-rate-multiplier evidence: scale init x gradient scaling, two seeds each
+  ttq-sweep --init fp.pt --epochs 4 --limit-train 10000 --out sweeps/grid \\
+            $(for i in one least-squares; do for s in 0 1; do for g in "" ,ste; do
+                echo --setting t=0.05,scale-init=$i,seed=$s$g; done; done; done)
+
 --ablate-grad-scaling adds a plain-STE twin of the first setting (and of every setting
 with --ablate-all).
 
@@ -393,7 +407,8 @@ def run(args: argparse.Namespace) -> Path:
         a = measure(run_dir / "best.pt")
         history = read_checkpoint_file(run_dir / "last.pt").get("history") or []
         entries.append(SweepEntry(s.label, s.description(), a, history, s.grad_scaling, s.key,
-                                  plan_dict, {"run_dir": str(run_dir)}, s.rule()))
+                                  plan_dict, {"run_dir": str(run_dir)}, s.rule(),
+                                  replicate_key=s.replicate_key))
 
     # 3. the report
     n = len(test_y)
@@ -407,7 +422,7 @@ def run(args: argparse.Namespace) -> Path:
     recipe = (f"TTQ fine-tuning from {args.init} for {args.epochs} epochs, batch "
               f"{args.batch_size}, {args.schedule} LR schedule from "
               f"{lr_text}, seed "
-              f"{args.seed}; energy-aware plans use the '{args.sensitivity}' sensitivity on "
+              f"{args.seed} (unless a setting names its own); energy-aware plans use the '{args.sensitivity}' sensitivity on "
               f"{args.calibration_images} training images.")
     html = render_comparison(entries, out / "report", baseline=baseline, title=args.title,
                              data_description=description, recipe=recipe, jpeg_note=note)

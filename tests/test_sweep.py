@@ -43,11 +43,36 @@ def test_parse_setting():
         ("energy", "25uJ", False, {"scale_lr_mult": 0.1}, "mine")
     assert parse_setting("t=0.1").label == "t=0.1"
     assert parse_setting("t=0.1,ste").key == parse_setting("t=0.1").key
-    for bad, msg in [("x=1", "unknown kind"), ("t=abc", "not a number"), ("t=1.5", "must be in"),
+    s0, s1 = parse_setting("t=0.05,seed=0"), parse_setting("t=0.05,seed=1,ste")
+    assert s1.overrides == {"seed": 1} and s0.key != s1.key   # seeds are separate runs ...
+    assert s0.replicate_key == s1.replicate_key == parse_setting("t=0.05").replicate_key
+    assert parse_setting("t=0.05,scale-init=least-squares").replicate_key != s0.replicate_key
+    for bad, msg in [("x=1", "unknown kind"), ("t=0.1,seed=1.5", "seed: an integer"), ("t=abc", "not a number"), ("t=1.5", "must be in"),
                      ("energy=3", "a fraction must be in"), ("t=0.1,fast", "unknown option"),
                      ("0.1", "expected KIND=VALUE")]:
         with pytest.raises(ConfigError, match=msg):
             parse_setting(bad)
+
+
+def test_replicate_findings_summarise_seeds_by_hand():
+    """Two seeds of one ablation pair: means and per-seed differences computed by hand."""
+    from reports.comparison import SweepEntry, _replicate_findings
+
+    def entry(label, on, zero):
+        hist = [{"epoch": 1, "layers": {"a": {"frac_zero": zero}, "b": {"frac_zero": zero + 0.2}}}]
+        return SweepEntry(label, "", None, hist, on, label.replace(",ste", ""), replicate_key="k")
+    pairs = [(entry("s0", True, 0.1), entry("s0,ste", False, 0.3)),
+             (entry("s1", True, 0.2), entry("s1,ste", False, 0.4))]
+    df = pd.DataFrame({"best_test_acc": [0.80, 0.78, 0.84, 0.85]},
+                      index=["s0", "s0,ste", "s1", "s1,ste"])
+    (text,) = _replicate_findings(pairs, df)
+    # with: (80 + 84) / 2 = 82.00; without: (78 + 85) / 2 = 81.50; differences +2, -1
+    # zero fractions: mean over layers a, b then over seeds: with (0.2 + 0.3) / 2 = 0.25,
+    # without (0.4 + 0.5) / 2 = 0.45
+    assert "Over 2 seeds" in text and "82.00% with gradient scaling and 81.50% without" in text
+    assert "+2.00, -1.00 points (the sign changes between seeds)" in text
+    assert "0.250 with and 0.450 without" in text
+    assert _replicate_findings(pairs[:1], df) == []   # one seed: nothing to summarise
 
 
 @pytest.fixture(scope="module")
