@@ -216,9 +216,11 @@ def run(args: argparse.Namespace) -> Path:
             a.meta["checkpoint"] = checkpoint_info(ld, path)
             recorded = ((ld.checkpoint or {}).get("metrics") or {}).get("test_acc")
         # accuracy: as recorded by training, else as measured here on the report's images
-        a.network["test_acc"] = recorded if recorded is not None else a.network["measured_acc"]
-        a.network["test_acc_source"] = ("recorded in the checkpoint" if recorded is not None
-                                        else f"measured here on {a.network['images']:,} images")
+        net = a.network
+        a.network = net.with_accuracy(
+            recorded if recorded is not None else net.accuracy.measured_acc,
+            "recorded in the checkpoint" if recorded is not None
+            else f"measured here on {net.images:,} images")
         return a
 
     base_analysis = measure(baseline.model, baseline, args.baseline) if baseline else None

@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 
 from ttq_analysis import Analysis
+from ttq_analysis.results import ACTIVATIONS, savings_over
 from ttq_core import __version__
 from ttq_core.io import atomic_write_text
 
@@ -97,18 +98,22 @@ def comparison_table(entries: Sequence[SweepEntry], baseline: Analysis | None = 
     activation sparsity, energy dense and measured (µJ per inference), savings over the FP
     baseline (like with like), dense / measured ratio, Pareto membership."""
     rows = []
+    savings = {act: [] for act in ACTIVATIONS}
     for e in entries:
         net = e.analysis.network
+        if baseline is not None:
+            for act in ACTIVATIONS:
+                savings[act].append(_num(savings_over(baseline.network, net, act).saving))
         best, final = _accs(e.history)
         d = T.dense_assumption(e.analysis)
         rows.append({
             "setting": e.label, "threshold_rule": e.rule or e.description,
             "grad_scaling": "on" if e.grad_scaling else "off",
             "best_test_acc": best, "final_test_acc": final,
-            "weight_sparsity": _num(net.get("weight_sparsity")),
-            "act_sparsity": _num(net.get("act_sparsity_macs_weighted")),
-            "energy_dense_uJ": _num(net.get("ttq_dense_total_uJ")),
-            "energy_measured_uJ": _num(net.get("ttq_measured_total_uJ")),
+            "weight_sparsity": _num(net.sparsity.weight_sparsity),
+            "act_sparsity": _num(net.sparsity.act_sparsity_macs_weighted),
+            "energy_dense_uJ": _num(net.energy.ttq_dense.total_uJ),
+            "energy_measured_uJ": _num(net.energy.ttq_measured.total_uJ),
             "dense_over_measured": d["ratio"] if d else math.nan,
         })
     df = pd.DataFrame(rows)
@@ -116,16 +121,16 @@ def comparison_table(entries: Sequence[SweepEntry], baseline: Analysis | None = 
     df["pareto_dense"] = pareto_front(df["energy_dense_uJ"], df["best_test_acc"])
     if baseline is not None:
         b = baseline.network
-        df["saving_dense"] = _num(b.get("fp32_dense_total_uJ")) / df["energy_dense_uJ"]
-        df["saving_measured"] = _num(b.get("fp32_measured_total_uJ")) / df["energy_measured_uJ"]
-        fp_acc = _num(b.get("test_acc"))
+        for act in ACTIVATIONS:
+            df[f"saving_{act}"] = savings[act]
+        fp_acc = _num(b.accuracy.test_acc)
         d = T.dense_assumption(baseline)
         fp_row = {"setting": "FP32 baseline", "threshold_rule": "full precision",
                   "grad_scaling": "", "best_test_acc": fp_acc, "final_test_acc": math.nan,
                   "weight_sparsity": math.nan,
-                  "act_sparsity": _num(b.get("act_sparsity_macs_weighted")),
-                  "energy_dense_uJ": _num(b.get("fp32_dense_total_uJ")),
-                  "energy_measured_uJ": _num(b.get("fp32_measured_total_uJ")),
+                  "act_sparsity": _num(b.sparsity.act_sparsity_macs_weighted),
+                  "energy_dense_uJ": _num(b.energy.fp32_dense.total_uJ),
+                  "energy_measured_uJ": _num(b.energy.fp32_measured.total_uJ),
                   "dense_over_measured": d["ratio"] if d else math.nan,
                   "pareto_measured": False, "pareto_dense": False,
                   "saving_dense": 1.0, "saving_measured": 1.0}
@@ -461,7 +466,7 @@ def _write(entries, folder: Path, baseline, title, data_description, recipe, jpe
         plan = None
         if e.plan:
             det = e.plan.get("details", {})
-            after = e.analysis.network.get("ttq_dense_total_uJ")
+            after = e.analysis.network.energy.ttq_dense.total_uJ
             budget_uJ = det.get("budget_uJ")
             plan = {"method": e.plan.get("method"), "budget": det.get("budget"),
                     "budget_uJ": budget_uJ, "after_uJ": after,

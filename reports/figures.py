@@ -284,11 +284,11 @@ def sparsity_by_layer(analysis) -> FigureSpec | None:
     parts = [f"Sparsity per conv/linear layer of {_model_phrase(meta)}, as a fraction of "
              f"zeros (0–1): hatched bars, the layer's weights"]
     if _is_ternary(analysis):
-        net_ws = analysis.network.get("weight_sparsity")
+        net_ws = analysis.network.sparsity.weight_sparsity
         if net_ws is not None:
             parts[0] += f" (ternary layers overall: {net_ws:.1%} zero)"
     if measured:
-        mean = analysis.network.get("act_sparsity_mean")
+        mean = analysis.network.sparsity.act_sparsity_mean
         parts.append(f"; plain bars, the layer's input activations measured on "
                      f"{_images_phrase(meta)} (mean over images"
                      + (f"; unweighted mean over layers {mean:.1%}" if mean is not None else "")

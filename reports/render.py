@@ -23,6 +23,7 @@ import torch
 from markupsafe import Markup
 
 from ttq_analysis import Analysis
+from ttq_analysis.results import ACTIVATIONS, savings_over
 from ttq_core import __version__
 from ttq_core.errors import OutputError
 from ttq_core.io import atomic_write_bytes, atomic_write_text
@@ -64,24 +65,21 @@ def slugify(text: str) -> str:
 def _summary(inp: ReportInput) -> dict[str, Any]:
     net = inp.analysis.network
     base = inp.baseline.network if inp.baseline is not None else None
-    fp_src = base if base is not None else net
-    out = {"label": inp.label, "test_acc": net.get("test_acc"),
-           "test_acc_source": net.get("test_acc_source"),
-           "fp_test_acc": base.get("test_acc") if base is not None else None,
-           "weight_bits": net["weight_bits"], "fp_weight_bits": net["fp_weight_bits"],
-           "compression": net["compression"], "weight_sparsity": net.get("weight_sparsity"),
-           "act_sparsity_mean": net.get("act_sparsity_mean"),
-           "act_sparsity_macs_weighted": net.get("act_sparsity_macs_weighted"),
-           "images": net.get("images", 0), "note": inp.note, "warning": inp.warning,
+    out = {"label": inp.label, "test_acc": net.accuracy.test_acc,
+           "test_acc_source": net.accuracy.test_acc_source,
+           "fp_test_acc": base.accuracy.test_acc if base is not None else None,
+           "weight_bits": net.sizes.weight_bits, "fp_weight_bits": net.sizes.fp_weight_bits,
+           "compression": net.sizes.compression,
+           "weight_sparsity": net.sparsity.weight_sparsity,
+           "act_sparsity_mean": net.sparsity.act_sparsity_mean,
+           "act_sparsity_macs_weighted": net.sparsity.act_sparsity_macs_weighted,
+           "images": net.images, "note": inp.note, "warning": inp.warning,
            "dense_assumption": T.dense_assumption(inp.analysis),
            "baseline_dense_assumption": (T.dense_assumption(inp.baseline)
                                          if inp.baseline is not None else None)}
-    for mode in ("dense", "measured"):
-        fp_total = fp_src.get(f"fp32_{mode}_total_uJ")
-        tq_total = net.get(f"ttq_{mode}_total_uJ")
-        out[f"fp32_{mode}"] = fp_total
-        out[f"ttq_{mode}"] = tq_total
-        out[f"saving_{mode}"] = fp_total / tq_total if fp_total and tq_total else None
+    # the summary cards: FP32 (the baseline model, else this network's FP32 twin) -> TTQ
+    out["energy"] = {act: savings_over(base if base is not None else net, net, act)
+                     for act in ACTIVATIONS}
     return out
 
 

@@ -397,7 +397,9 @@ def run(args: argparse.Namespace) -> Path:
         # a run's best test accuracy as recorded on the sweep's test images; the baseline's
         # measured here on the same images (its own record may be on another test set)
         acc = ((ld.checkpoint or {}).get("metrics") or {}).get("best_test_acc") if recorded else None
-        a.network["test_acc"] = acc if acc is not None else a.network["measured_acc"]
+        a.network = a.network.with_accuracy(
+            acc if acc is not None else a.network.accuracy.measured_acc,
+            None)
         return a
 
     say("analysing the FP baseline and every setting on the test images")

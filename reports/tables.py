@@ -35,6 +35,7 @@ from markupsafe import Markup, escape
 
 from ttq_analysis.analysis import Analysis
 from ttq_analysis.energy import SCENARIOS
+from ttq_analysis.results import ACTIVATIONS, NetworkResult, savings_over
 from ttq_core.errors import ConfigError
 from ttq_core.io import atomic_write_text
 
@@ -81,12 +82,6 @@ def _num(value: Any) -> float:
     if value is None:
         return math.nan
     return float(value)
-
-
-def _ratio(numerator: float, denominator: float) -> float:
-    if math.isnan(numerator) or math.isnan(denominator) or denominator == 0:
-        return math.nan
-    return numerator / denominator
 
 
 def _is_missing(value: Any) -> bool:
@@ -146,7 +141,7 @@ def _assumptions(analyses: Sequence[Analysis]) -> str:
 
 def _analysis_name(a: Analysis) -> str:
     source = (a.meta.get("checkpoint") or {}).get("source")
-    arch = a.meta.get("arch") or a.network.get("arch") or "model"
+    arch = a.meta.get("arch") or a.network.arch or "model"
     if source and source != "module":
         return f"{arch} ({Path(str(source)).name})"
     return str(arch)
@@ -170,14 +165,15 @@ TABLE3_FORMATS = {
 }
 
 
-def _energy(net: dict, scenario: str) -> dict[str, float]:
-    """The five energy columns (µJ) of a row from ``{scenario}_{dense,measured}_*`` values."""
+def _energy(net: NetworkResult, precision: str) -> dict[str, float]:
+    """The five energy columns (µJ) of a row: ``precision`` "fp32" or "ttq" scenarios."""
+    dense, measured = (net.energy.scenario(precision, act) for act in ACTIVATIONS)
     return {
-        "compute_dense_uJ": _num(net.get(f"{scenario}_dense_compute_uJ")),
-        "memory_uJ": _num(net.get(f"{scenario}_dense_memory_uJ")),
-        "total_dense_uJ": _num(net.get(f"{scenario}_dense_total_uJ")),
-        "compute_measured_uJ": _num(net.get(f"{scenario}_measured_compute_uJ")),
-        "total_measured_uJ": _num(net.get(f"{scenario}_measured_total_uJ")),
+        "compute_dense_uJ": _num(dense.compute_uJ),
+        "memory_uJ": _num(dense.memory_uJ),
+        "total_dense_uJ": _num(dense.total_uJ),
+        "compute_measured_uJ": _num(measured.compute_uJ),
+        "total_measured_uJ": _num(measured.total_uJ),
     }
 
 
@@ -187,46 +183,50 @@ def _fp_row(label: str, a: Analysis, *, own_model: bool) -> dict[str, Any]:
     net = a.network
     return {
         "network": label, "precision": "FP32",
-        "test_acc": _num(net.get("test_acc")) if own_model else math.nan,
-        "params": _num(net.get("params")),
-        "weight_bits": _num(net.get("fp_weight_bits")),
-        "macs": _num(net.get("macs")),
+        "test_acc": _num(net.accuracy.test_acc) if own_model else math.nan,
+        "params": _num(net.sizes.params),
+        "weight_bits": _num(net.sizes.fp_weight_bits),
+        "macs": _num(net.counts.macs),
         "ternary_adds": math.nan, "ternary_mults": math.nan,
         "weight_sparsity": math.nan,  # defined for ternary layers only
-        "act_sparsity": _num(net.get("act_sparsity_macs_weighted")),
+        "act_sparsity": _num(net.sparsity.act_sparsity_macs_weighted),
         **_energy(net, "fp32"),
         "saving_dense": math.nan, "saving_measured": math.nan,
     }
 
 
-def _ttq_row(label: str, a: Analysis, fp_row: dict[str, Any]) -> dict[str, Any]:
+def _ttq_row(label: str, a: Analysis, fp: Analysis | None) -> dict[str, Any]:
+    """The TTQ row of ``a``, its savings over ``fp`` (the baseline's analysis) or, when
+    ``fp`` is None, over ``a``'s own FP32 twin."""
     net = a.network
     row = {
         "network": label, "precision": "TTQ",
-        "test_acc": _num(net.get("test_acc")),
-        "params": _num(net.get("params")),
-        "weight_bits": _num(net.get("weight_bits")),
-        "macs": _num(net.get("macs")),
-        "ternary_adds": _num(net.get("ternary_adds")),
-        "ternary_mults": _num(net.get("ternary_mults")),
-        "weight_sparsity": _num(net.get("weight_sparsity")),
-        "act_sparsity": _num(net.get("act_sparsity_macs_weighted")),
+        "test_acc": _num(net.accuracy.test_acc),
+        "params": _num(net.sizes.params),
+        "weight_bits": _num(net.sizes.weight_bits),
+        "macs": _num(net.counts.macs),
+        "ternary_adds": _num(net.counts.ternary_adds),
+        "ternary_mults": _num(net.counts.ternary_mults),
+        "weight_sparsity": _num(net.sparsity.weight_sparsity),
+        "act_sparsity": _num(net.sparsity.act_sparsity_macs_weighted),
         **_energy(net, "ttq"),
     }
-    # like with like: FP32 dense vs TTQ dense, FP32 measured vs TTQ measured
-    row["saving_dense"] = _ratio(fp_row["total_dense_uJ"], row["total_dense_uJ"])
-    row["saving_measured"] = _ratio(fp_row["total_measured_uJ"], row["total_measured_uJ"])
+    # like with like: FP32 dense vs TTQ dense, FP32 measured vs TTQ measured; the FP32
+    # side is the baseline model when there is one, else this network's FP32 twin
+    for act in ACTIVATIONS:
+        row[f"saving_{act}"] = _num(savings_over(fp.network if fp is not None else net, net,
+                                                 act).saving)
     return row
 
 
 def _check_baseline(label: str, tern: Analysis, fp: Analysis) -> None:
-    if fp.network.get("ternary"):
+    if fp.network.ternary:
         raise ConfigError(f"table3: baseline[{label!r}] is a ternary analysis; pass the analysis "
                           f"of the full-precision checkpoint")
     for what, get in (("energy model", _energy_model_name),
                       ("memory level", lambda a: a.meta.get("memory")),
                       ("precision", lambda a: a.meta.get("precision")),
-                      ("architecture", lambda a: a.meta.get("arch") or a.network.get("arch"))):
+                      ("architecture", lambda a: a.meta.get("arch") or a.network.arch)):
         mine, theirs = get(tern), get(fp)
         if mine is not None and theirs is not None and mine != theirs:
             raise ConfigError(f"table3: {label!r} uses {what} {mine!r} but its baseline uses "
@@ -265,7 +265,7 @@ def table3(entries: Sequence[tuple[str, Analysis]],
         if not isinstance(a, Analysis):
             raise ConfigError(f"table3: entry {label!r} is a {type(a).__name__}, not an Analysis")
         used.append(a)
-        if not a.network.get("ternary"):
+        if not a.network.ternary:
             if label in baseline:
                 raise ConfigError(f"table3: {label!r} is already a full-precision analysis; "
                                   f"drop its baseline")
@@ -281,7 +281,7 @@ def table3(entries: Sequence[tuple[str, Analysis]],
         else:
             fp_row = _fp_row(label, a, own_model=False)
             twin_labels.append(label)
-        rows.extend([fp_row, _ttq_row(label, a, fp_row)])
+        rows.extend([fp_row, _ttq_row(label, a, fp)])
     df = pd.DataFrame(rows, columns=list(TABLE3_COLUMNS))
     return Table(name=name, title="Accuracy, size, operations and energy: FP32 vs TTQ",
                  df=df, caption=_table3_caption(entries, baseline, twin_labels,
@@ -592,20 +592,21 @@ def dense_assumption(a: Analysis) -> dict[str, Any] | None:
     and ``statement``, one sentence for a report.  None when nothing was measured.
     """
     net = a.network
-    scenario = "ttq" if net.get("ternary") else "fp32"
-    dense, measured = net.get(f"{scenario}_dense_total_uJ"), net.get(f"{scenario}_measured_total_uJ")
+    scenario = net.own_precision
+    dense_e, measured_e = (net.energy.scenario(scenario, act) for act in ACTIVATIONS)
+    dense, measured = dense_e.total_uJ, measured_e.total_uJ
     if _is_missing(dense) or _is_missing(measured) or not measured:
         return None
-    dc, mc = net.get(f"{scenario}_dense_compute_uJ"), net.get(f"{scenario}_measured_compute_uJ")
+    dc, mc = dense_e.compute_uJ, measured_e.compute_uJ
     ratio = dense / measured
     compute_ratio = dc / mc if not _is_missing(dc) and not _is_missing(mc) and mc else math.nan
     holds = abs(ratio - 1) <= DENSE_TOLERANCE
-    zeros = net.get("act_sparsity_macs_weighted")
+    zeros = net.sparsity.act_sparsity_macs_weighted
     kind = "ternary" if scenario == "ttq" else "FP32"
     over = "overstates" if ratio >= 1 else "understates"
     statement = (
         f"Assuming dense activations gives {dense:.3g} µJ per inference for this {kind} "
-        f"network; skipping the zero activations measured on {_plural(int(net.get('images') or 0), 'image')} "
+        f"network; skipping the zero activations measured on {_plural(net.images, 'image')} "
         f"gives {measured:.3g} µJ, so the assumption {over} its energy {ratio:.2f}× "
         f"({ratio - 1:+.1%}; compute alone {compute_ratio:.2f}×)"
         + (f", with {zeros:.1%} of the MAC-weighted activations zero. " if not _is_missing(zeros) else ". ")

@@ -48,9 +48,9 @@ def test_macs_and_params_match_guide_and_flop_counter(arch, classes):
     model = build_model(arch, num_classes=classes)
     a = analyze(model, device="cpu", progress=False)
     macs, params = GUIDE[(arch, classes)]
-    assert a.network["macs"] == macs
-    assert a.network["params"] == params
-    assert a.network["macs"] == _flop_counter_macs(model, a.meta["input_shape"])
+    assert a.network.counts.macs == macs
+    assert a.network.sizes.params == params
+    assert a.network.counts.macs == _flop_counter_macs(model, a.meta["input_shape"])
     assert a.meta["input_shape"] == ([3, 224, 224] if classes == 1000 else [3, 32, 32])
 
 
@@ -91,12 +91,12 @@ def test_fp_model_gets_fp32_energy_and_empty_ternary_columns():
     conv_linear_params = sum(p.numel() for m in model.modules()
                              if isinstance(m, (nn.Conv2d, nn.Linear)) for p in m.parameters())
     memory = conv_linear_params * 5.0
-    assert a.network["fp32_dense_compute_uJ"] == pytest.approx(compute / 1e6)
-    assert a.network["fp32_dense_memory_uJ"] == pytest.approx(memory / 1e6)
-    assert a.network["fp32_dense_total_uJ"] == pytest.approx((compute + memory) / 1e6)
-    assert a.network["ttq_dense_total_uJ"] is None and a.network["ternary"] is False
+    assert a.network.energy.fp32_dense.compute_uJ == pytest.approx(compute / 1e6)
+    assert a.network.energy.fp32_dense.memory_uJ == pytest.approx(memory / 1e6)
+    assert a.network.energy.fp32_dense.total_uJ == pytest.approx((compute + memory) / 1e6)
+    assert a.network.energy.ttq_dense.total_uJ is None and a.network.ternary is False
     dram = analyze(model, device="cpu", progress=False, memory="dram")
-    assert dram.network["fp32_dense_memory_uJ"] == pytest.approx(conv_linear_params * 640.0 / 1e6)
+    assert dram.network.energy.fp32_dense.memory_uJ == pytest.approx(conv_linear_params * 640.0 / 1e6)
 
 
 def test_ternary_network_energy_equals_hand_sum():
@@ -107,10 +107,10 @@ def test_ternary_network_energy_equals_hand_sum():
     compute = ((tern["ternary_adds"] * 0.9 + tern["ternary_mults"] * 3.7).sum()
                + (fp["macs"] * (3.7 + 0.9)).sum())
     memory = (tern["weight_bits"].sum() + fp["weight_bits"].sum()) * 5.0 / 32
-    assert a.network["ttq_dense_total_uJ"] == pytest.approx((compute + memory) / 1e6)
-    assert a.network["saving_dense"] == pytest.approx(
-        a.network["fp32_dense_total_uJ"] / a.network["ttq_dense_total_uJ"])
-    assert a.network["saving_dense"] > 1
+    assert a.network.energy.ttq_dense.total_uJ == pytest.approx((compute + memory) / 1e6)
+    assert a.network.saving("dense") == pytest.approx(
+        a.network.energy.fp32_dense.total_uJ / a.network.energy.ttq_dense.total_uJ)
+    assert a.network.saving("dense") > 1
 
 
 @pytest.fixture(scope="module")
@@ -141,7 +141,7 @@ def test_activation_sparsity_equals_direct_computation(real_batch):
     std = (mid == 0).flatten(1).float().mean(1).double().std(unbiased=False).item()
     assert a.layers.set_index("layer").loc["layer1.0.conv2", "act_sparsity_std"] == pytest.approx(std)
     assert 0.2 < got["layer1.0.conv2"] < 0.9      # ReLU outputs: many exact zeros
-    assert a.network["images"] == 64
+    assert a.network.images == 64
 
 
 @needs_cifar
@@ -151,9 +151,9 @@ def test_measured_accuracy_equals_plain_evaluation():
     data = cifar10_split("test", data_dir=str(CIFAR_ARCHIVE), limit=300, progress=False)
     _, acc = evaluate(model, data, 100, torch.device("cpu"))
     a = analyze(model, data=data, device="cpu", progress=False, count_ops=False)
-    assert a.network["measured_acc"] == acc
+    assert a.network.accuracy.measured_acc == acc
     assert analyze(model, data=next(data.batches(64))[0], device="cpu",
-                   progress=False).network["measured_acc"] is None   # no labels, no accuracy
+                   progress=False).network.accuracy.measured_acc is None   # no labels, no accuracy
 
 
 @needs_cifar
@@ -174,8 +174,8 @@ def test_measured_counts_bounded_by_dense(real_batch):
     assert (t["effective_adds"] <= t["ternary_adds"]).all()
     assert (t["effective_mults"] <= t["ternary_mults"]).all()
     assert (L["effective_macs"] <= L["macs"]).all()
-    assert a.network["ttq_measured_total_uJ"] < a.network["ttq_dense_total_uJ"]
-    assert a.network["fp32_measured_total_uJ"] < a.network["fp32_dense_total_uJ"]
+    assert a.network.energy.ttq_measured.total_uJ < a.network.energy.ttq_dense.total_uJ
+    assert a.network.energy.fp32_measured.total_uJ < a.network.energy.fp32_dense.total_uJ
 
 
 @needs_cifar
@@ -211,7 +211,7 @@ def test_analysis_leaves_model_unchanged():
         "ActivationProbe" not in repr(h) for h in model._forward_pre_hooks.values())
     assert all(not m._forward_pre_hooks for n, m in model.named_modules()
                if isinstance(m, (nn.Conv2d, nn.Linear)))
-    assert math.isfinite(analyze(model, device="cpu", progress=False).network["macs"])
+    assert math.isfinite(analyze(model, device="cpu", progress=False).network.counts.macs)
 
 
 def test_torchscript_deprecation_warnings_are_silenced_and_nothing_else():
@@ -229,3 +229,32 @@ def test_torchscript_deprecation_warnings_are_silenced_and_nothing_else():
     assert result.returncode == 0, result.stderr
     assert "is deprecated" not in result.stderr
     assert "a user warning stays visible" in result.stderr
+
+
+def test_analysis_json_of_2026_11_27_loads_into_the_typed_result_and_round_trips():
+    """``tests/data/analysis_2026-11-27.json`` was written by the toolkit before
+    ``Analysis.network`` became a typed :class:`NetworkResult` (the ternary network of
+    ``reports/examples/resnet20``, histograms and history dropped to keep it small): it
+    loads, every named field holds the number stored under the old flat key, and writing
+    it back gives the same network dict, keys in the same order."""
+    import json
+    from pathlib import Path
+
+    from ttq_analysis.results import NetworkResult
+    path = Path(__file__).parent / "data" / "analysis_2026-11-27.json"
+    raw = json.loads(path.read_text())
+    a = Analysis.from_json(path)
+    assert isinstance(a.network, NetworkResult)
+    old = raw["network"]
+    net = a.network
+    assert net.energy.ttq_measured.total_uJ == old["ttq_measured_total_uJ"] == 11.93898047542
+    assert net.energy.fp32_dense.memory_uJ == old["fp32_dense_memory_uJ"]
+    assert net.counts.ternary_adds == old["ternary_adds"] == 21_708_736
+    assert net.sparsity.weight_sparsity == old["weight_sparsity"]
+    assert net.accuracy.test_acc == old["test_acc"] == 0.8472
+    assert net.accuracy.test_acc_source == old["test_acc_source"]
+    assert net.saving("dense") == old["saving_dense"]
+    assert net.sizes.compression == old["compression"]
+    back = a.to_dict()["network"]
+    assert list(back) == list(old) and back == old
+    assert Analysis.from_json(a.to_json()).network == net

@@ -17,15 +17,22 @@ import pytest
 from reports.tables import (Table, cost_model_table, export, layer_table, summary_text,
                             table3, to_html)
 from ttq_analysis.analysis import Analysis
+from ttq_analysis.results import NetworkResult
 from ttq_core.errors import ConfigError
 
 RESULTS = Path(__file__).resolve().parents[1] / "benchmarks" / "results" / "h200-2026-11-26"
 LABEL = "ResNet-20"
 ENERGY = ("compute_dense_uJ", "memory_uJ", "total_dense_uJ", "compute_measured_uJ",
           "total_measured_uJ")
-NETWORK_KEYS = {"compute_dense_uJ": "dense_compute_uJ", "memory_uJ": "dense_memory_uJ",
-                "total_dense_uJ": "dense_total_uJ", "compute_measured_uJ": "measured_compute_uJ",
-                "total_measured_uJ": "measured_total_uJ"}
+# table-3 column -> (activations, part) of the network's scenario energy
+NETWORK_KEYS = {"compute_dense_uJ": ("dense", "compute"), "memory_uJ": ("dense", "memory"),
+                "total_dense_uJ": ("dense", "total"), "compute_measured_uJ": ("measured", "compute"),
+                "total_measured_uJ": ("measured", "total")}
+
+
+def _energy_of(a, precision, key):
+    act, part = key
+    return getattr(a.network.energy.scenario(precision, act), f"{part}_uJ")
 
 
 @pytest.fixture(scope="module")
@@ -53,24 +60,24 @@ def test_table3_with_baseline_equals_network_values(ttq, fp):
     assert list(t.df["precision"]) == ["FP32", "TTQ"]
     fp_row, tq_row = _row(t, "FP32"), _row(t, "TTQ")
     for col, key in NETWORK_KEYS.items():
-        assert fp_row[col] == fp.network[f"fp32_{key}"]
-        assert tq_row[col] == ttq.network[f"ttq_{key}"]
-    assert fp_row["test_acc"] == fp.network["test_acc"]
-    assert tq_row["test_acc"] == ttq.network["test_acc"]
-    assert fp_row["act_sparsity"] == fp.network["act_sparsity_macs_weighted"]
-    assert tq_row["act_sparsity"] == ttq.network["act_sparsity_macs_weighted"]
-    assert fp_row["weight_bits"] == fp.network["fp_weight_bits"]
-    assert tq_row["weight_bits"] == ttq.network["weight_bits"]
-    assert tq_row["ternary_adds"] == ttq.network["ternary_adds"]
-    assert tq_row["ternary_mults"] == ttq.network["ternary_mults"]
+        assert fp_row[col] == _energy_of(fp, "fp32", key)
+        assert tq_row[col] == _energy_of(ttq, "ttq", key)
+    assert fp_row["test_acc"] == fp.network.accuracy.test_acc
+    assert tq_row["test_acc"] == ttq.network.accuracy.test_acc
+    assert fp_row["act_sparsity"] == fp.network.sparsity.act_sparsity_macs_weighted
+    assert tq_row["act_sparsity"] == ttq.network.sparsity.act_sparsity_macs_weighted
+    assert fp_row["weight_bits"] == fp.network.sizes.fp_weight_bits
+    assert tq_row["weight_bits"] == ttq.network.sizes.weight_bits
+    assert tq_row["ternary_adds"] == ttq.network.counts.ternary_adds
+    assert tq_row["ternary_mults"] == ttq.network.counts.ternary_mults
     assert math.isnan(fp_row["ternary_adds"]) and math.isnan(fp_row["ternary_mults"])
     assert tq_row["macs"] == fp_row["macs"] == 40_551_040
     assert tq_row["saving_dense"] == pytest.approx(
-        fp.network["fp32_dense_total_uJ"] / ttq.network["ttq_dense_total_uJ"], rel=1e-12)
+        fp.network.energy.fp32_dense.total_uJ / ttq.network.energy.ttq_dense.total_uJ, rel=1e-12)
     assert tq_row["saving_measured"] == pytest.approx(
-        fp.network["fp32_measured_total_uJ"] / ttq.network["ttq_measured_total_uJ"], rel=1e-12)
+        fp.network.energy.fp32_measured.total_uJ / ttq.network.energy.ttq_measured.total_uJ, rel=1e-12)
     # the FP model's own activations differ from the ternary network's
-    assert tq_row["saving_measured"] != pytest.approx(ttq.network["saving_measured"])
+    assert tq_row["saving_measured"] != pytest.approx(ttq.network.saving("measured"))
     assert math.isnan(fp_row["saving_dense"]) and math.isnan(fp_row["saving_measured"])
     # raw floats, never formatted strings
     for col in ENERGY + ("test_acc", "macs", "saving_dense"):
@@ -82,11 +89,11 @@ def test_table3_without_baseline_uses_the_fp_twin(ttq):
     t = table3([(LABEL, ttq)])
     fp_row, tq_row = _row(t, "FP32"), _row(t, "TTQ")
     for col, key in NETWORK_KEYS.items():
-        assert fp_row[col] == ttq.network[f"fp32_{key}"]
+        assert fp_row[col] == _energy_of(ttq, "fp32", key)
     assert math.isnan(fp_row["test_acc"])  # the twin was never trained
-    assert fp_row["act_sparsity"] == ttq.network["act_sparsity_macs_weighted"]
-    assert tq_row["saving_dense"] == pytest.approx(ttq.network["saving_dense"], rel=1e-12)
-    assert tq_row["saving_measured"] == pytest.approx(ttq.network["saving_measured"], rel=1e-12)
+    assert fp_row["act_sparsity"] == ttq.network.sparsity.act_sparsity_macs_weighted
+    assert tq_row["saving_dense"] == pytest.approx(ttq.network.saving("dense"), rel=1e-12)
+    assert tq_row["saving_measured"] == pytest.approx(ttq.network.saving("measured"), rel=1e-12)
     assert "same architecture counted in FP32" in t.caption
 
 
@@ -95,9 +102,9 @@ def test_table3_fp_only_entry_has_its_energy(ttq, fp):
     assert len(t.df) == 1
     row = t.df.iloc[0]
     assert row["precision"] == "FP32"
-    assert row["total_dense_uJ"] == fp.network["fp32_dense_total_uJ"] > 0
-    assert row["total_measured_uJ"] == fp.network["fp32_measured_total_uJ"] > 0
-    assert row["test_acc"] == fp.network["test_acc"]
+    assert row["total_dense_uJ"] == fp.network.energy.fp32_dense.total_uJ > 0
+    assert row["total_measured_uJ"] == fp.network.energy.fp32_measured.total_uJ > 0
+    assert row["test_acc"] == fp.network.accuracy.test_acc
     both = table3([(LABEL, ttq), ("FP", fp)])
     assert list(zip(both.df["network"], both.df["precision"])) == [
         (LABEL, "FP32"), (LABEL, "TTQ"), ("FP", "FP32")]
@@ -106,7 +113,7 @@ def test_table3_fp_only_entry_has_its_energy(ttq, fp):
 
 def test_table3_missing_accuracy_is_nan(ttq):
     a = copy.deepcopy(ttq)
-    a.network["test_acc"] = None
+    a.network = a.network.with_accuracy(None, None)
     assert math.isnan(_row(table3([(LABEL, a)]), "TTQ")["test_acc"])
 
 
@@ -145,7 +152,7 @@ def test_layer_table(ttq):
     for scenario in ("fp32_dense", "fp32_measured", "ttq_dense", "ttq_measured"):
         col = f"{scenario}_total_pJ"
         assert t.df[col].tolist() == ttq.layers[col].tolist()
-        assert t.df[col].sum() / 1e6 == pytest.approx(ttq.network[f"{scenario}_total_uJ"])
+        assert t.df[col].sum() / 1e6 == pytest.approx(getattr(ttq.network.energy, scenario).total_uJ)
     assert {"wp", "wn", "effective_adds", "act_sparsity"} <= set(t.df.columns)
 
 
@@ -264,8 +271,8 @@ def test_html_escapes_text_and_keeps_raw_numbers(ttq, fp):
             assert got == "NaN"
         else:
             assert float(got) == want  # the exact number, not the displayed one
-    assert f'data-value="{ttq.network["ttq_dense_total_uJ"]!r}"' in html
-    assert f'data-value="{fp.network["fp32_dense_total_uJ"]!r}"' in html
+    assert f'data-value="{ttq.network.energy.ttq_dense.total_uJ!r}"' in html
+    assert f'data-value="{fp.network.energy.fp32_dense.total_uJ!r}"' in html
     assert ">38.53<" in html  # displayed with the table's format
 
 
@@ -276,7 +283,7 @@ def test_summary_text(ttq, fp):
     assert "horowitz45" in text
     # with the real FP baseline the terminal shows Table 3's pairing, not the network dict's
     paired = summary_text([("ResNet-20", ttq)], {"ResNet-20": fp})
-    want = fp.network["fp32_measured_total_uJ"] / ttq.network["ttq_measured_total_uJ"]
+    want = fp.network.energy.fp32_measured.total_uJ / ttq.network.energy.ttq_measured.total_uJ
     assert f"{want:.2f}x" in paired and "87.74" in paired
 
 
@@ -287,7 +294,7 @@ def _net_analysis(ternary: bool, dense: float, measured: float, dc: float, mc: f
     net = {"ternary": ternary, "images": 500, "act_sparsity_macs_weighted": 0.5,
            f"{s}_dense_total_uJ": dense, f"{s}_measured_total_uJ": measured,
            f"{s}_dense_compute_uJ": dc, f"{s}_measured_compute_uJ": mc}
-    return Analysis(pd.DataFrame(), net, {}, {})
+    return Analysis(pd.DataFrame(), NetworkResult.from_flat_dict(net), {}, {})
 
 
 def test_dense_assumption_by_hand():
@@ -309,8 +316,8 @@ def test_dense_assumption_by_hand():
 def test_dense_assumption_on_the_real_resnet20(ttq, fp):
     from reports.tables import dense_assumption
     d = dense_assumption(ttq)
-    assert d["ratio"] == pytest.approx(ttq.network["ttq_dense_total_uJ"]
-                                       / ttq.network["ttq_measured_total_uJ"], rel=1e-12)
+    assert d["ratio"] == pytest.approx(ttq.network.energy.ttq_dense.total_uJ
+                                       / ttq.network.energy.ttq_measured.total_uJ, rel=1e-12)
     text = summary_text([(LABEL, ttq)], {LABEL: fp})
     assert f"Dense-activation assumption, {LABEL}: dense / measured = {d['ratio']:.2f}x" in text
 
@@ -323,7 +330,7 @@ def test_run_description_states_data_schedule_and_hardware(ttq):
                  "tested on 10,000 images", f"40 of {cfg['epochs']} epochs", "batch 128",
                  "peak LR 0.01", "cosine schedule", "NVIDIA H200", "latent-gradient scaling on"):
         assert fact in text
-    bare = Analysis(pd.DataFrame(), {}, {"checkpoint": {"source": "x.th"}}, {})
+    bare = Analysis(pd.DataFrame(), NetworkResult.from_flat_dict({}), {"checkpoint": {"source": "x.th"}}, {})
     assert run_description(bare) is None
 
 

@@ -47,7 +47,7 @@ def _zeros_by_brute_force(layer) -> int:
 def _ttq_dense_uJ(model, layer_sparsity: dict[str, float], keep_fp) -> float:
     m = ternarize(copy.deepcopy(model), threshold=layer_sparsity, rule="sparsity", keep_fp=keep_fp)
     return analyze(m, data=None, device="cpu", count_ops=False,
-                   progress=False).network["ttq_dense_total_uJ"]
+                   progress=False).network.energy.ttq_dense.total_uJ
 
 
 def test_per_layer_target_sparsity_is_met_exactly(fp_model):
@@ -79,7 +79,7 @@ def test_uniform_plan_meets_budget_and_is_minimal(fp_model):
     assert len(r) == 1 and plan.method == "uniform" and plan.rule == "sparsity"
     (r,) = r
     reference = analyze(ternarize(copy.deepcopy(fp_model), threshold=0.05), data=None,
-                        device="cpu", count_ops=False, progress=False).network["ttq_dense_total_uJ"]
+                        device="cpu", count_ops=False, progress=False).network.energy.ttq_dense.total_uJ
     assert plan.details["reference_uJ"] == pytest.approx(reference, rel=1e-12)
     budget = 0.7 * reference
     measured = _ttq_dense_uJ(fp_model, {"*": r}, plan.keep_fp)
@@ -133,7 +133,7 @@ def test_greedy_keeps_the_sensitive_layer_dense(monkeypatch):
         m = ternarize(copy.deepcopy(model), threshold={"a": ra, "b": rb}, rule="sparsity",
                       keep_fp=keep)
         return analyze(m, data=None, input_shape=(3, 6, 6), device="cpu", count_ops=False,
-                       progress=False).network["ttq_dense_total_uJ"]
+                       progress=False).network.energy.ttq_dense.total_uJ
 
     budget = energy(0.0, 0.8) * (1 + 1e-9)   # reachable with B alone at 0.8
     plan = energy_aware_plan(model, f"{budget!r}uJ", sensitivity="test_fixed",

@@ -5,12 +5,14 @@ measured activation sparsity, and energy under a stated cost model — as one JS
     from ttq_analysis import analyze
     a = analyze("runs/r20-ttq/best.pt", data=cifar10_split("test", ckpt_normalization))
     a.layers        # pandas DataFrame, one row per conv/linear layer
-    a.network       # totals and averages (energies in µJ)
+    a.network       # NetworkResult: a.network.counts.ternary_adds, .sparsity, .accuracy,
+                    # .energy.ttq_measured.total_uJ (µJ per inference), .saving("measured")
     a.to_json("analysis.json")
 """
 
 from .analysis import CONVENTIONS, Analysis, analyze
+from .results import NetworkResult, energy_saving, savings_over
 from .energy import SCENARIOS, EnergyModel, available_energy_models, load_energy_model
 
-__all__ = ["Analysis", "CONVENTIONS", "EnergyModel", "SCENARIOS", "analyze",
+__all__ = ["Analysis", "NetworkResult", "energy_saving", "savings_over", "CONVENTIONS", "EnergyModel", "SCENARIOS", "analyze",
            "available_energy_models", "load_energy_model"]

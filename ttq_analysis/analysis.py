@@ -4,7 +4,8 @@ All counts and energies are **per inference of one input** (measured ones averag
 the images seen), as in the TTQ paper's tables.  :class:`Analysis` holds
 
 ``layers``   a DataFrame, one row per conv/linear layer in module order (columns below);
-``network``  totals and averages as a flat dict (energies in µJ, ``*_uJ``);
+``network``  a :class:`ttq_analysis.results.NetworkResult`: totals and averages with
+             named fields (counts, sizes, sparsity, energy per scenario in µJ, accuracy);
 ``meta``     what was analysed and how: architecture, checkpoint facts (accuracy,
              quantization, history), input shape, data, cost model (every number with its
              source), memory level, counting conventions, fvcore's other and unsupported
@@ -51,6 +52,8 @@ from ttq_core.quantize import TernaryLayerMixin
 from .activations import ActivationProbe, gather_over_ranks, run_batches
 from .energy import SCENARIOS, EnergyModel, energy_columns, load_energy_model, scenario_totals
 from .macs import LAYER_TYPES, count_dense_macs
+from .results import (PJ_PER_UJ, Accuracy, EnergyTotals, NetworkResult, OpCounts, Sizes,
+                      Sparsity)
 from .ternary_ops import dense_ternary_ops
 
 FORMAT = "ttq-analysis"
@@ -58,7 +61,6 @@ FORMAT_VERSION = 1
 PERCENTILES = (5, 25, 50, 75, 95)
 HIST_BINS = 50
 DEFAULT_BATCH = 256
-PJ_PER_UJ = 1e6
 
 CONVENTIONS = {
     "per_inference": "All counts and energies are per inference of one input; measured "
@@ -81,7 +83,7 @@ CONVENTIONS = {
 @dataclass
 class Analysis:
     layers: pd.DataFrame
-    network: dict[str, Any]
+    network: NetworkResult
     meta: dict[str, Any] = field(default_factory=dict)
     histograms: dict[str, Any] = field(default_factory=dict)
 
@@ -90,7 +92,7 @@ class Analysis:
         cols = list(self.layers.columns)
         data = [[_json_value(v) for v in row] for row in self.layers.itertuples(index=False)]
         return {"format": FORMAT, "format_version": FORMAT_VERSION, "meta": self.meta,
-                "network": {k: _json_value(v) for k, v in self.network.items()},
+                "network": {k: _json_value(v) for k, v in self.network.to_flat_dict().items()},
                 "histograms": self.histograms,
                 "layers": {"columns": cols,
                            "dtypes": {c: str(self.layers[c].dtype) for c in cols},
@@ -128,7 +130,8 @@ class Analysis:
                 df[col] = pd.to_numeric(df[col], errors="coerce").astype("float64")
             else:  # int64, bool, str (pandas' string dtype) or object
                 df[col] = df[col].astype(dtype)
-        return cls(df, dict(d["network"]), d.get("meta", {}), d.get("histograms", {}))
+        return cls(df, NetworkResult.from_flat_dict(d["network"]), d.get("meta", {}),
+                   d.get("histograms", {}))
 
 
 def _json_value(v):
@@ -351,8 +354,7 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
     scale_ids = {id(m.quantizer.wp) for m in layers.values() if isinstance(m, TernaryLayerMixin)} | \
         {id(m.quantizer.wn) for m in layers.values() if isinstance(m, TernaryLayerMixin)}
     model_params = sum(p.numel() for p in model.parameters() if id(p) not in scale_ids)
-    network = _network(df, energy, arch_name, info, images, model_params)
-    network["measured_acc"] = measured_acc   # top-1 on the labelled images seen, if any
+    network = _network(df, energy, arch_name, info, images, model_params, measured_acc)
     meta = {
         "arch": arch_name, "input_shape": list(input_shape), "device": str(device),
         "images": images, "batches_limit": batches, "count_ops": bool(count_ops and data is not None),
@@ -382,46 +384,34 @@ def _sum(series: pd.Series) -> float | None:
 
 
 def _network(df: pd.DataFrame, energy: pd.DataFrame, arch, info, images,
-             model_params: int) -> dict[str, Any]:
+             model_params: int, measured_acc: float | None) -> NetworkResult:
     tern = df[df["ternary"]]
     fp = df[~df["ternary"]]
     is_ternary = not tern.empty
-    net: dict[str, Any] = {
-        "arch": arch, "ternary": is_ternary, "layers": int(len(df)),
-        "ternary_layers": int(len(tern)),
-        "params": int(model_params),                 # all parameters but Wp/Wn (BN included)
-        "conv_linear_params": int(df["params"].sum()),
-        "weight_bits": float(df["weight_bits"].sum()),
-        "fp_weight_bits": float(df["fp_weight_bits"].sum()),
-        "macs": float(df["macs"].sum()),
-        "fp_layer_macs": float(fp["macs"].sum()),
-        "ternary_adds": _sum(tern["ternary_adds"]) if is_ternary else None,
-        "ternary_mults": _sum(tern["ternary_mults"]) if is_ternary else None,
-        "effective_adds": _sum(tern["effective_adds"]) if is_ternary and images else None,
-        "effective_mults": _sum(tern["effective_mults"]) if is_ternary and images else None,
-        "effective_macs": _sum(df["effective_macs"]) if images else None,
-        "images": int(images),
-    }
-    net["compression"] = net["fp_weight_bits"] / net["weight_bits"]
-    if is_ternary:
-        zeros = (tern["weight_sparsity"] * (tern["params"])).sum()
-        net["weight_sparsity"] = float(zeros / tern["params"].sum())
-    else:
-        net["weight_sparsity"] = None
+    counts = OpCounts(
+        macs=float(df["macs"].sum()), fp_layer_macs=float(fp["macs"].sum()),
+        ternary_adds=_sum(tern["ternary_adds"]) if is_ternary else None,
+        ternary_mults=_sum(tern["ternary_mults"]) if is_ternary else None,
+        effective_adds=_sum(tern["effective_adds"]) if is_ternary and images else None,
+        effective_mults=_sum(tern["effective_mults"]) if is_ternary and images else None,
+        effective_macs=_sum(df["effective_macs"]) if images else None)
+    sizes = Sizes(params=int(model_params), conv_linear_params=int(df["params"].sum()),
+                  weight_bits=float(df["weight_bits"].sum()),
+                  fp_weight_bits=float(df["fp_weight_bits"].sum()))
+    weight_sparsity = (float((tern["weight_sparsity"] * tern["params"]).sum() / tern["params"].sum())
+                       if is_ternary else None)
     if images:
-        net["act_sparsity_mean"] = float(df["act_sparsity"].mean())
-        net["act_sparsity_macs_weighted"] = float((df["act_sparsity"] * df["macs"]).sum() / df["macs"].sum())
+        sparsity = Sparsity(weight_sparsity, float(df["act_sparsity"].mean()),
+                            float((df["act_sparsity"] * df["macs"]).sum() / df["macs"].sum()))
     else:
-        net["act_sparsity_mean"] = net["act_sparsity_macs_weighted"] = None
-    totals = scenario_totals(energy)
-    for col, value in totals.items():
-        net[col.replace("_pJ", "_uJ")] = None if value is None or math.isnan(value) else value / PJ_PER_UJ
-    for mode in ("dense", "measured"):
-        fp_total, tq_total = net.get(f"fp32_{mode}_total_uJ"), net.get(f"ttq_{mode}_total_uJ")
-        net[f"saving_{mode}"] = (fp_total / tq_total) if fp_total and tq_total else None
+        sparsity = Sparsity(weight_sparsity)
     metrics = info.get("metrics") or {}
-    net["test_acc"] = metrics.get("test_acc")
-    return net
+    return NetworkResult(
+        arch=arch, ternary=is_ternary, layers=int(len(df)), ternary_layers=int(len(tern)),
+        images=int(images), counts=counts, sizes=sizes, sparsity=sparsity,
+        energy=EnergyTotals.from_pJ(scenario_totals(energy)),
+        accuracy=Accuracy(test_acc=metrics.get("test_acc"), measured_acc=measured_acc))
 
 
-__all__ = ["Analysis", "analyze", "checkpoint_info", "SCENARIOS", "CONVENTIONS"]
+__all__ = ["Analysis", "analyze", "checkpoint_info", "SCENARIOS", "CONVENTIONS", "NetworkResult",
+           "PJ_PER_UJ"]

@@ -68,12 +68,12 @@ from ttq_core.quantize import TernaryQuantizer, ternarize, ternary_layers
 from ttq_core.quantize.plan_file import ThresholdPlan
 
 from .energy import EnergyModel, load_energy_model
+from .results import PJ_PER_UJ
 from .ternary_ops import dense_ternary_ops
 
 __all__ = ["EnergyBudget", "SENSITIVITIES", "DEFAULT_GRID", "LayerCurve", "energy_aware_plan",
            "uniform_plan", "as_threshold_plan"]
 
-PJ_PER_UJ = 1e6
 DEFAULT_GRID = (0.0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 0.95)
 
 
