@@ -40,6 +40,8 @@ a run folder, "." or any folder with other files is refused and left untouched.
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ttq_analysis.cli_options import add_energy_options
+    from ttq_core.cli_options import add_data_dir, add_device, add_progress
     p = argparse.ArgumentParser(
         prog="ttq-report", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Measure checkpoints (dense MACs, ternary operations, weight and measured "
@@ -57,16 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
                    help="ImageNet: center-crop side (default: the model's input size, 224)")
     p.add_argument("--workers", type=int, default=4, metavar="N",
                    help="ImageNet: DataLoader worker processes decoding JPEGs (default %(default)s)")
-    p.add_argument("--data-dir", default=None, metavar="PATH",
-                   help="data source (default: $TTQ_DATA_DIR, else the cache folder, "
-                        "downloading on first use)")
+    add_data_dir(p)
     p.add_argument("--out", default=None, metavar="DIR",
                    help="report folder: missing, empty or an earlier report, never a folder "
                         "with other files (default reports/<first checkpoint stem>)")
-    p.add_argument("--energy-model", default="horowitz45", metavar="NAME|FILE",
-                   help="cost model: a shipped name or a JSON/TOML file (default %(default)s)")
-    p.add_argument("--memory", default="sram", choices=["sram", "dram"],
-                   help="where weights are read from once per inference (default %(default)s)")
+    add_energy_options(p)
     p.add_argument("--batches", type=int, default=None, metavar="N",
                    help="measure on at most N batches of 256 test images")
     p.add_argument("--limit-test", type=int, default=None, metavar="N",
@@ -77,14 +74,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--what-if-threshold", type=float, default=0.05, metavar="T",
                    help="for FP inputs: also estimate the network ternarized at this t "
                         "(untrained; default %(default)s)")
-    p.add_argument("--device", default=None, help="cpu, cuda, ... (default: cuda if available)")
+    add_device(p)
     p.add_argument("--json", default=None, metavar="FILE",
                    help="also write the analysis results (JSON) to FILE")
     p.add_argument("--title", default=None, help="report title")
     p.add_argument("--allow-nonfinite", action="store_true",
                    help="report a checkpoint with NaN/Inf weights or a non-positive "
                         "normalisation std anyway, under a red warning (default: refuse it)")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress(p)
     return p
 
 
@@ -108,20 +105,14 @@ class MeasurementData:
 
 
 def _cifar10_data(args, device) -> MeasurementData:
-    from ttq_core.data import DeviceData, balanced_subset, load_cifar10
-    arrays = load_cifar10(args.data_dir, progress=not args.no_progress)
-    test_x, test_y = arrays.test.images, arrays.test.labels
-    if args.limit_test:
-        idx = balanced_subset(test_y, args.limit_test)
-        test_x, test_y = test_x[idx], test_y[idx]
-    train_mean, train_std = arrays.channel_stats()
+    from ttq_core.data import CifarSplit
+    split = CifarSplit.load("test", args.data_dir, limit=args.limit_test,
+                            progress=not args.no_progress)
 
     def data_for(ld):
-        ckpt = ld.checkpoint if ld is not None else None
-        norm = (ckpt or {}).get("normalization") or {"mean": train_mean, "std": train_std}
-        return DeviceData(test_x, test_y, norm["mean"], norm["std"], device)
+        return split.for_checkpoint(ld.checkpoint if ld is not None else None, device)
 
-    return MeasurementData(data_for, len(test_y), "CIFAR-10 test split", arrays.source)
+    return MeasurementData(data_for, len(split), "CIFAR-10 test split", split.source)
 
 
 def _imagenet_data(args, device) -> MeasurementData:
@@ -168,13 +159,12 @@ def _sanity_warnings(checked, allow: bool) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> Path:
-    import torch
     from ttq_analysis import analyze, load_energy_model
     from ttq_analysis.analysis import checkpoint_info
     from ttq_core.checkpoint import load_model
     from ttq_core.quantize import ternarize
 
-    from ttq_core.train.loop import resolve_device
+    from ttq_core.devices import resolve_device
 
     from .output_folder import check_destination
     from .render import ReportInput, jpeg_note, render_report
@@ -202,7 +192,7 @@ def run(args: argparse.Namespace) -> Path:
                 raise ConfigError(f"--json {args.json} is a folder; give a file name")
             if json_parent.exists() and not json_parent.is_dir():
                 raise ConfigError(f"--json {args.json}: {json_parent} is a file, not a folder")
-    device = resolve_device(args.device or "auto")  # under torchrun: cuda -> cuda:LOCAL_RANK
+    device = resolve_device(args.device)  # under torchrun: cuda -> cuda:LOCAL_RANK
 
     data = _measurement_data(args, device)
     data_for = data.data_for

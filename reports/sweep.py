@@ -187,6 +187,9 @@ SVG/PNG, sweep.json). Rerunning skips finished runs and resumes interrupted ones
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ttq_analysis.cli_options import add_energy_options, add_sensitivity_options
+    from ttq_core.cli_options import add_data_dir, add_device, add_progress
+    from ttq_core.train.config import AMP_MODES, SCHEDULES
     p = argparse.ArgumentParser(
         prog="ttq-sweep", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Fine-tune an FP checkpoint into TTQ under several threshold settings, "
@@ -217,26 +220,23 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--lr", type=float, default=None, help="peak LR (default: ttq-train's, 0.1)")
     t.add_argument("--scale-lr-mult", type=float, default=None, metavar="M",
                    help="LR multiplier of Wp, Wn (default: ttq-train's)")
-    t.add_argument("--schedule", default="cosine", choices=["cosine", "step", "constant"])
+    t.add_argument("--schedule", default="cosine", choices=SCHEDULES)
     t.add_argument("--seed", type=int, default=0, help="(default %(default)s)")
     t.add_argument("--limit-train", type=int, default=None, metavar="N",
                    help="train on a fixed class-balanced subset of N images")
     t.add_argument("--limit-test", type=int, default=None, metavar="N",
                    help="test (and analyse) on a fixed class-balanced subset of N images")
-    t.add_argument("--data-dir", default=None, metavar="PATH", help="CIFAR-10 source")
-    t.add_argument("--device", default="auto", help="auto, cpu, cuda (default %(default)s)")
-    t.add_argument("--amp", default="auto", choices=["auto", "bf16", "off"])
+    add_data_dir(t)
+    add_device(t)
+    t.add_argument("--amp", default="auto", choices=AMP_MODES,
+                   help="mixed precision: auto = bf16 autocast on CUDA, off on CPU")
     t.add_argument("--compile", action="store_true", help="torch.compile (CUDA)")
     a = p.add_argument_group("planning and analysis")
-    a.add_argument("--sensitivity", default="loss", choices=["loss", "weight_error"],
-                   help="layer sensitivity of energy-aware plans (default %(default)s)")
-    a.add_argument("--calibration-images", type=int, default=256, metavar="N",
-                   help="training images for the loss sensitivity (default %(default)s)")
-    a.add_argument("--energy-model", default="horowitz45", metavar="NAME|FILE")
-    a.add_argument("--memory", default="sram", choices=["sram", "dram"])
+    add_sensitivity_options(a)
+    add_energy_options(a)
     a.add_argument("--out", required=True, metavar="DIR", help="sweep folder")
     a.add_argument("--title", default=None, help="report title")
-    a.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress(a)
     return p
 
 
@@ -315,12 +315,12 @@ def _existing(run_dir: Path, cfg) -> str:
 
 
 def run(args: argparse.Namespace) -> Path:
-    import torch
     from ttq_analysis import analyze, load_energy_model
     from ttq_analysis.analysis import checkpoint_info
     from ttq_analysis.plan_cli import make_plan
     from ttq_core.checkpoint import load_model, read_checkpoint_file
-    from ttq_core.data import DeviceData, balanced_subset, load_cifar10
+    from ttq_core.data import CifarSplit
+    from ttq_core.devices import resolve_device
     from ttq_core.quantize.plan_file import ThresholdPlan
     from ttq_core.train.loop import train
 
@@ -379,19 +379,13 @@ def run(args: argparse.Namespace) -> Path:
         results.append((s, run_dir, plan_dict))
 
     # 2. analysis on the test images (the same subset the runs were tested on)
-    device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
-                          else ("cpu" if args.device == "auto" else args.device))
-    arrays = load_cifar10(args.data_dir, progress=progress)
-    test_x, test_y = arrays.test.images, arrays.test.labels
-    if args.limit_test:
-        idx = balanced_subset(test_y, args.limit_test)
-        test_x, test_y = test_x[idx], test_y[idx]
+    device = resolve_device(args.device)
+    split = CifarSplit.load("test", args.data_dir, limit=args.limit_test, progress=progress)
+    arrays = split.arrays
 
     def measure(path: Path | str, recorded: bool = True):
         ld = load_model(path, arch=args.arch)
-        norm = (ld.checkpoint or {}).get("normalization")
-        mean, std = (norm["mean"], norm["std"]) if norm else arrays.channel_stats()
-        a = analyze(ld.model, data=DeviceData(test_x, test_y, mean, std, device),
+        a = analyze(ld.model, data=split.for_checkpoint(ld.checkpoint, device),
                     energy_model=energy, device=device, memory=args.memory, progress=progress)
         a.meta["checkpoint"] = checkpoint_info(ld, path)
         # a run's best test accuracy as recorded on the sweep's test images; the baseline's
@@ -413,7 +407,7 @@ def run(args: argparse.Namespace) -> Path:
                                   replicate_key=s.replicate_key))
 
     # 3. the report
-    n = len(test_y)
+    n = len(split)
     description = (f"fine-tuned on {args.limit_train or len(arrays.train.labels):,} CIFAR-10 "
                    f"training images, tested and analysed on {n:,} test images from "
                    f"{arrays.source}" + (" (fixed class-balanced subsets)"

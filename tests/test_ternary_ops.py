@@ -252,7 +252,7 @@ def test_large_fan_in_falls_back_to_two_convs_and_stays_exact():
     expected = brute_conv(x, codes, (1, 1), (1, 1), (1, 1), 1)
     check(conv, codes, x, expected, 1, False)
     # the largest fan_in that still takes the one-conv path is exact too
-    conv = nn.Conv2d(455, 1, 3, bias=False)                 # fan_in 4095 → (B+1)·fan_in < 2**24
+    conv = nn.Conv2d(455, 1, 3, bias=False)                 # fan_in 4095: B = 4096, B·fan_in < 2**24
     codes = -torch.ones(conv.weight.shape, dtype=torch.int8)
     codes[0, 0, 0, 0] = 1
     x = torch.ones((1, 455, 3, 3))

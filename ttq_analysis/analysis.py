@@ -45,12 +45,14 @@ from torch import nn
 from ttq_core import distributed
 from ttq_core.checkpoint import load_model
 from ttq_core.data.device import batch_block
+from ttq_core.devices import resolve_device
 from ttq_core.errors import ConfigError
 from ttq_core.models import list_models, model_spec
 from ttq_core.quantize import TernaryLayerMixin
 
 from .activations import ActivationProbe, gather_over_ranks, run_batches
-from .energy import SCENARIOS, EnergyModel, energy_columns, load_energy_model, scenario_totals
+from .energy import (DEFAULT_ENERGY_MODEL, SCENARIOS, EnergyModel, energy_columns,
+                     load_energy_model, scenario_totals)
 from .macs import LAYER_TYPES, count_dense_macs
 from .results import (PJ_PER_UJ, Accuracy, EnergyTotals, NetworkResult, OpCounts, Sizes,
                       Sparsity)
@@ -246,7 +248,7 @@ def _percentile_cols(values: np.ndarray) -> dict[str, float]:
 
 
 def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None = None,
-            energy_model: str | os.PathLike | EnergyModel = "horowitz45",
+            energy_model: str | os.PathLike | EnergyModel = DEFAULT_ENERGY_MODEL,
             batches: int | None = None, device: str | torch.device | None = None, *,
             memory: str = "sram", precision: str = "fp32", arch: str | None = None,
             count_ops: bool = True, progress: bool = True,
@@ -281,8 +283,7 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
             raise ConfigError("input_shape is required for a model outside the registry")
         input_shape = tuple(model_spec(arch_name).input_size)
     input_shape = tuple(int(s) for s in input_shape)
-    device = torch.device(device) if device is not None else torch.device(
-        "cuda" if torch.cuda.is_available() else "cpu")
+    device = resolve_device(device)
     model.to(device).eval()
 
     layers = {n: m for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)}

@@ -76,6 +76,8 @@ ASSUMPTIONS = (
 
 REQUIRED_OPS = ("fp32_add", "fp32_mult")
 REQUIRED_MEMORY = ("sram", "dram")
+DEFAULT_ENERGY_MODEL = "horowitz45"
+"""The cost model every API and CLI uses unless told otherwise."""
 _TOP_LEVEL_KEYS = ("name", "description", "ops", "memory", "cache_pJ_per_64bit")
 _SUFFIXES = (".json", ".toml")
 _MODELS_DIR = "energy_models"

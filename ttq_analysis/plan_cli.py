@@ -31,7 +31,10 @@ rule, so fine-tuning keeps each layer's planned fraction of zero weights.
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from .threshold_plan import DEFAULT_GRID, SENSITIVITIES
+    from ttq_core.cli_options import add_data_dir, add_progress
+
+    from .cli_options import add_energy_options, add_sensitivity_options
+    from .threshold_plan import DEFAULT_GRID
     p = argparse.ArgumentParser(
         prog="ttq-plan", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Choose a target weight sparsity per ternary layer from a trained FP "
@@ -44,12 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
                         "(e.g. 0.6) or an absolute figure (e.g. 25uJ)")
     p.add_argument("--method", choices=["energy-aware", "uniform"], default="energy-aware",
                    help="energy-aware per-layer sparsity or one sparsity for all (default %(default)s)")
-    p.add_argument("--sensitivity", choices=sorted(SENSITIVITIES), default="loss",
-                   help="how a layer's sparsity is judged: loss = measured cross-entropy "
-                        "increase on training images; weight_error = relative L2 error of the "
-                        "ternary weights (default %(default)s)")
-    p.add_argument("--calibration-images", type=int, default=256, metavar="N",
-                   help="training images for the loss sensitivity (default %(default)s)")
+    add_sensitivity_options(p)
     p.add_argument("--grid", type=float, nargs="+", default=list(DEFAULT_GRID), metavar="R",
                    help="candidate sparsities per layer (default 0 0.1 ... 0.9 0.95)")
     p.add_argument("--reference-threshold", type=float, default=0.05, metavar="T",
@@ -60,32 +58,29 @@ def build_parser() -> argparse.ArgumentParser:
                         "may then move during fine-tuning")
     p.add_argument("--keep-fp", action="append", default=None, metavar="GLOB",
                    help="layers kept full precision (default: first conv and last linear)")
-    p.add_argument("--energy-model", default="horowitz45", metavar="NAME|FILE",
-                   help="cost model (default %(default)s)")
-    p.add_argument("--memory", default="sram", choices=["sram", "dram"],
-                   help="where weights are read from (default %(default)s)")
+    add_energy_options(p)
     p.add_argument("--arch", default=None, help="architecture of a plain state_dict input")
-    p.add_argument("--data-dir", default=None, metavar="PATH",
-                   help="CIFAR-10 source for calibration images (default: $TTQ_DATA_DIR or the cache)")
+    add_data_dir(p, help="CIFAR-10 source for calibration images (default: $TTQ_DATA_DIR "
+                         "or the cache)")
     p.add_argument("--out", required=True, metavar="PLAN.json", help="plan file to write")
-    p.add_argument("--no-progress", action="store_true", help="no progress bars")
+    add_progress(p)
     return p
 
 
 def make_plan(checkpoint: str, *, energy_budget: str, method: str = "energy-aware",
               sensitivity: str = "loss", calibration_images: int = 256, grid=None,
-              reference_threshold: float = 0.05, keep_fp=None, energy_model="horowitz45",
+              reference_threshold: float = 0.05, keep_fp=None, energy_model=None,
               memory: str = "sram", arch: str | None = None, data_dir=None,
               progress: bool = True, as_threshold: bool = False):
     """Load ``checkpoint`` and plan (the work behind ``ttq-plan``; used by ``ttq-sweep``)."""
     from ttq_core.checkpoint import load_model
-    from .energy import load_energy_model
+    from .energy import DEFAULT_ENERGY_MODEL, load_energy_model
     from .threshold_plan import (DEFAULT_GRID, SENSITIVITIES, EnergyBudget, _check_grid,
                                  calibration_batch, energy_aware_plan, uniform_plan)
     # everything that can fail cheaply fails before any model or data work
     budget = EnergyBudget.parse(energy_budget)
     grid = _check_grid(grid or DEFAULT_GRID)
-    energy_model = load_energy_model(energy_model)
+    energy_model = load_energy_model(energy_model or DEFAULT_ENERGY_MODEL)
     if not 0 < reference_threshold < 1:
         raise ConfigError(f"--reference-threshold must be in (0, 1), got {reference_threshold}")
     if sensitivity not in SENSITIVITIES:

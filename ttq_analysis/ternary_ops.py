@@ -36,9 +36,12 @@ How the measured counts are computed (exactly)
 The layer's own op (``F.conv2d`` with its stride/padding/dilation/groups, or ``F.linear``)
 runs on 0/1 indicators: ``x_ind = (x != 0)`` and weight indicators, in float32, which is
 exact for integers below 2**24.  One conv gives both counts by encoding + weights as 1 and
-− weights as ``B = fan_in + 1``: ``v = n+ + B·n−``, ``n− = v // B``, ``n+ = v − B·n−``;
-this is used when ``(B + 1)·fan_in < 2**24`` (fan_in ≤ 4094), otherwise two convs (+ and −
-indicators separately) are used.  On CUDA, TF32 is switched off around these ops (TF32
+− weights as ``B``, the smallest power of two above fan_in: ``v = n+ + B·n−``.  The output
+is rounded into int32 once and decoded with integer operations: n > 0 ⟺ v ≠ 0,
+n− > 0 ⟺ ``v >> log2(B)`` ≠ 0, n+ > 0 ⟺ ``v & (B − 1)`` ≠ 0, each counted with
+``count_nonzero`` (about 4× faster on CPU than float ``fmod``/``clamp`` passes).  This is
+used when ``B·fan_in < 2**24`` (fan_in ≤ 4095), otherwise two convs (+ and − indicators
+separately) are used.  On CUDA, TF32 is switched off around these ops (TF32
 would round B) and cuDNN is asked for deterministic algorithms.
 
 ``effective_macs`` is linear in ``x_ind``, so no conv is run for it: a *usage map* U (how
@@ -135,22 +138,28 @@ def _exact_float32(device: torch.device):
         torch.backends.cuda.matmul.allow_tf32 = old_matmul
 
 
-def _count_positive(t: torch.Tensor) -> int:
-    """Number of positive entries of an integer-valued float tensor with no negatives.
+def _rounded_int32(t: torch.Tensor) -> torch.Tensor:
+    """An integer-valued, non-negative float tensor (a conv of 0/1 indicators with 0/1/B
+    weights, every partial sum an integer below 2**24) as int32.  On the CPU the
+    convolution is a plain sum of exact products (B a power of two is exact even in
+    bf16/TF32 math modes), so the values are exact and truncation is rounding; on other
+    devices fast algorithms may leave noise far below 0.5, removed by rounding (+0.5, then
+    truncation).  May modify ``t``."""
+    if t.device.type != "cpu":
+        t = t.add_(0.5)
+    return t.to(torch.int32)
 
-    clamp(t, 0, 1) is its 0/1 indicator (clamp keeps its fast path on channels-last
-    tensors, where sign() does not); float32 sums per sample are exact (each below 2**24
-    entries) and are added in float64: about 10x faster on CPU than count_nonzero."""
-    ones = torch.clamp(t, 0, 1)
-    if t.dim() > 1 and t[0].numel() < FLOAT32_EXACT:
-        return int(ones.sum(dim=tuple(range(1, t.dim()))).sum(dtype=torch.float64))
-    return int(torch.count_nonzero(ones))
+
+def _count(t: torch.Tensor) -> int:
+    """Number of nonzero entries (``count_nonzero``: one pass, no temporary)."""
+    return int(torch.count_nonzero(t))
 
 
 def indicator(x: torch.Tensor) -> torch.Tensor:
-    """0/1 float32 indicator of ``x != 0``: |x| then sign, two cheap passes (faster than a
-    comparison followed by a dtype conversion); ``x`` itself is not modified."""
-    return torch.abs(x).to(torch.float32).sign_()
+    """0/1 float32 indicator of ``x != 0`` in ``x``'s memory layout: one comparison pass
+    written straight into a float32 tensor (no bool temporary); ``x`` is not modified."""
+    out = torch.empty_like(x, dtype=torch.float32)
+    return torch.ne(x, 0, out=out)
 
 
 class MeasuredOps:
@@ -176,15 +185,17 @@ class MeasuredOps:
         self.layer = layer
         self.fan_in = _fan_in(layer)
         self.codes = None if codes is None else _check_codes(layer, codes).cpu().clone()
-        self.base = self.fan_in + 1
-        encoding_exact = (self.base + 1) * self.fan_in < FLOAT32_EXACT
+        self.shift = int(self.fan_in).bit_length()     # B = 2**shift > fan_in
+        self.base = 1 << self.shift
+        encoding_exact = self.base * self.fan_in < FLOAT32_EXACT
         if self.codes is not None and self.fan_in >= FLOAT32_EXACT:
             raise ValueError(f"fan_in {self.fan_in} >= 2**24: float32 counts would not be exact")
         if single_conv is None:
             single_conv = encoding_exact
         elif single_conv and not encoding_exact:
             raise ValueError(f"single_conv=True is not exact for fan_in {self.fan_in} "
-                             f"((fan_in + 2)·fan_in >= 2**24); use single_conv=None or False")
+                             f"(B·fan_in >= 2**24 with B = {self.base}, the power of two "
+                             f"above fan_in); use single_conv=None or False")
         self.single_conv = bool(single_conv)
         self.images = 0
         self.effective_adds = 0
@@ -286,26 +297,24 @@ class MeasuredOps:
         sum_n = totals[1]  # Σ over outputs of n = n+ + n−, also linear in x_ind
 
         weights = self._indicator_weights(device)
-        B = self.base
         if self.kind == "conv":
             # channels-last convolutions are several times faster on CPU (oneDNN)
             x_ind = x_ind.contiguous(memory_format=torch.channels_last)
         with _exact_float32(device):
             if self.single_conv:
-                # v = n+ + B·n−, integer-valued floats (< 2**24, checked in __init__);
-                # round_ removes any rounding noise of fast convolution algorithms
-                v = self._op(x_ind, weights[0]).round_()
+                # v = n+ + B·n−, integer-valued floats (< 2**24, checked in __init__)
+                v = _rounded_int32(self._op(x_ind, weights[0]))
                 del x_ind
-                has_n = _count_positive(v)                                      # n > 0
-                has_neg = _count_positive(torch.clamp(v - (B - 1), 0, 1))       # n− > 0
-                has_pos = _count_positive(torch.fmod(v, B))                     # n+ > 0
+                has_n = _count(v)                                   # n > 0
+                has_neg = _count(v >> self.shift)                   # n− > 0
+                has_pos = _count(v.bitwise_and_(self.base - 1))     # n+ > 0
             else:
-                n_pos = self._op(x_ind, weights[0]).round_()
-                n_neg = self._op(x_ind, weights[1]).round_()
+                n_pos = _rounded_int32(self._op(x_ind, weights[0]))
+                n_neg = _rounded_int32(self._op(x_ind, weights[1]))
                 del x_ind
-                has_pos = _count_positive(n_pos)
-                has_neg = _count_positive(n_neg)
-                has_n = _count_positive(n_pos.add_(n_neg))
+                has_pos = _count(n_pos)
+                has_neg = _count(n_neg)
+                has_n = _count(n_pos.add_(n_neg))
         # Σ max(n − 1, 0) = Σ n − #(n > 0)
         self.effective_adds += sum_n - has_n
         self.effective_mults += has_pos + has_neg

@@ -67,7 +67,7 @@ from ttq_core.errors import ConfigError
 from ttq_core.quantize import TernaryQuantizer, ternarize, ternary_layers
 from ttq_core.quantize.plan_file import ThresholdPlan
 
-from .energy import EnergyModel, load_energy_model
+from .energy import DEFAULT_ENERGY_MODEL, EnergyModel, load_energy_model
 from .results import PJ_PER_UJ
 from .ternary_ops import dense_ternary_ops
 
@@ -286,7 +286,7 @@ def _details(budget, budget_pJ, ref_pJ, predicted_pJ, reference_t, em, memory, p
 
 def uniform_plan(model: nn.Module, budget: EnergyBudget | str | float, *,
                  reference_threshold: float = 0.05, keep_fp=None, input_shape=None,
-                 energy_model="horowitz45", memory: str = "sram", precision: str = "fp32",
+                 energy_model=DEFAULT_ENERGY_MODEL, memory: str = "sram", precision: str = "fp32",
                  tolerance: float = 1e-4) -> ThresholdPlan:
     """One sparsity r for every ternary layer: the smallest r (to ``tolerance``) whose
     ttq_dense energy meets ``budget``."""
@@ -320,7 +320,7 @@ def uniform_plan(model: nn.Module, budget: EnergyBudget | str | float, *,
 def energy_aware_plan(model: nn.Module, budget: EnergyBudget | str | float, *,
                       sensitivity: str = "loss", calibration: tuple[torch.Tensor, torch.Tensor] | None = None,
                       grid: Sequence[float] = DEFAULT_GRID, reference_threshold: float = 0.05,
-                      keep_fp=None, input_shape=None, energy_model="horowitz45",
+                      keep_fp=None, input_shape=None, energy_model=DEFAULT_ENERGY_MODEL,
                       memory: str = "sram", precision: str = "fp32",
                       progress: bool = False) -> ThresholdPlan:
     """Per-layer sparsity meeting a ttq_dense energy ``budget`` with the least total

@@ -102,14 +102,12 @@ def session(device: torch.device | str | None = None) -> Iterator[bool]:
     if info is None or not dist.is_available() or dist.is_initialized():
         yield active()
         return
+    from .devices import resolve_device
+    from .errors import ConfigError
     try:
-        dev = torch.device(device) if device is not None and str(device) != "auto" else \
-            torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    except RuntimeError:  # a bad --device: the trainer reports it as a one-line error
+        dev = resolve_device(device)
+    except ConfigError:  # a bad --device: the trainer reports it as a one-line error
         dev = torch.device("cpu")
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        dev = torch.device("cpu")  # likewise reported by the trainer
-    dev = local_device(dev)
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     kwargs = {"device_id": dev} if dev.type == "cuda" else {}

@@ -12,10 +12,11 @@ from ttq_core.data.cifar10 import (
     load_cifar10,
 )
 from ttq_core.data.device import DeviceData, random_crop_flip
-from ttq_core.data.splits import cifar10_split
+from ttq_core.data.splits import CifarSplit, cifar10_split
 
 __all__ = [
     "cifar10_split",
+    "CifarSplit",
     "DeviceData",
     "random_crop_flip",
     "ArraySplit",

@@ -7,6 +7,7 @@ import sys
 import traceback
 from typing import Sequence
 
+from ..cli_options import add_data_dir, add_device, add_progress
 from ..errors import TTQError, describe_os_error
 from ..quantize.layers import SCALE_INITS
 from .config import AMP_MODES, MODE_DEFAULTS, SCHEDULES, TrainConfig
@@ -81,9 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--preset", default=None, metavar="NAME",
                    help="a named recipe that sets the defaults of other options (explicit flags "
                         "still win): " + ", ".join(_preset_names()))
-    g.add_argument("--data-dir", default=d.data_dir, metavar="PATH",
-                   help="data source folder or archive (default: $TTQ_DATA_DIR, else the cache "
-                        "folder, downloading on first use)")
+    add_data_dir(g, default=d.data_dir)
     g.add_argument("--mode", choices=list(MODE_DEFAULTS), default=d.mode,
                    help="fp: full precision; ttq: ternarize then train (default %(default)s)")
     g.add_argument("--init", metavar="CKPT", default=d.init,
@@ -163,11 +162,11 @@ def build_parser() -> argparse.ArgumentParser:
                         "ones, except --epochs (more epochs stretch the LR schedule; "
                         "recorded in the history), --data-dir, --device, --compile, --workers")
     r.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")
-    r.add_argument("--device", default=d.device, help="auto, cpu, cuda, cuda:N (default %(default)s)")
+    add_device(r, default=d.device)
     r.add_argument("--amp", choices=AMP_MODES, default=d.amp,
                    help="mixed precision: auto = bf16 autocast on CUDA, off on CPU")
     r.add_argument("--compile", action="store_true", help="torch.compile the model (CUDA)")
-    r.add_argument("--no-progress", action="store_true", help="no progress bars; one line per epoch")
+    add_progress(r, help="no progress bars; one line per epoch")
     x = p.add_argument_group("scale-out (under torchrun) and the ImageNet path")
     x.add_argument("--sync-bn", action="store_true",
                    help="under torchrun: synchronise batch-norm statistics over all ranks "

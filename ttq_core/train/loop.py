@@ -38,6 +38,7 @@ from ..checkpoint import (FORMAT_VERSION, load_model, read_checkpoint_file, save
                           validate_fields)
 from ..data import balanced_subset, load_cifar10
 from ..data.device import DeviceData, batch_block
+from ..devices import resolve_device  # noqa: F401  (re-exported: ttq_core.train.loop.resolve_device)
 from ..errors import CheckpointError, ConfigError, OutputError, TrainingDiverged
 from ..folder_lock import exclusive_lock
 from ..io import atomic_write_text
@@ -80,18 +81,6 @@ def dataset_spec(name: str) -> DatasetSpec:
         raise ConfigError(f"--dataset: unknown dataset {name!r}; known: "
                           f"{', '.join(DATASETS)}") from None
 LOG_EVERY = 20  # steps between progress-bar updates (each one synchronises the device)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device: {name!r} is not a device (try cpu, cuda, cuda:0)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError("--device cuda requested but no CUDA device is available; use --device cpu")
-    return distributed.local_device(dev)  # under torchrun: cuda -> cuda:LOCAL_RANK
 
 
 def _progress(iterable, enabled: bool, **kw):
