@@ -159,19 +159,40 @@ def _sanity_warnings(checked, allow: bool) -> dict[str, str]:
 
 
 def run(args: argparse.Namespace) -> Path:
-    from ttq_analysis import analyze, load_energy_model
-    from ttq_analysis.analysis import checkpoint_info
-    from ttq_core.checkpoint import load_model
-    from ttq_core.quantize import ternarize
-
+    """Check every input cheaply, measure each checkpoint (and the baseline, and a what-if
+    for FP inputs) on the report's images, render the report (rank 0 under torchrun)."""
+    from ttq_analysis import load_energy_model
     from ttq_core.devices import resolve_device
 
-    from .output_folder import check_destination
-    from .render import ReportInput, jpeg_note, render_report
+    from .render import jpeg_note, render_report
     from .tables import summary_text
 
     # Everything that can fail cheaply fails before any data or model work.
     energy = load_energy_model(args.energy_model)
+    loaded, baseline, warnings, out = _check_inputs(args)
+    device = resolve_device(args.device)  # under torchrun: cuda -> cuda:LOCAL_RANK
+    data = _measurement_data(args, device)
+    inputs = _measure_all(args, loaded, baseline, warnings, data, energy, device)
+    n_images = data.images if args.batches is None else min(data.images, args.batches * 256)
+    description = (f"{n_images:,} images of the {data.split_name} from {data.source}"
+                   + (" (fixed class-balanced subset)" if args.limit_test else ""))
+    note = jpeg_note(data.source) if args.dataset == "cifar10" else None
+    if not distributed.is_main():  # under torchrun every rank measured its share; rank 0 renders
+        return out
+    html = render_report(inputs, out, data_description=description, jpeg_note=note,
+                         title=args.title, json_copy=args.json)
+    print(summary_text([(i.label, i.analysis) for i in inputs],
+                       {i.label: i.baseline for i in inputs if i.baseline is not None} or None))
+    print(f"report: {html}")
+    return html
+
+
+def _check_inputs(args):
+    """Load and check the checkpoints, the baseline, the output folder and --json before
+    any measuring: (loaded checkpoints, baseline or None, sanity warnings, out folder)."""
+    from ttq_core.checkpoint import load_model
+
+    from .output_folder import check_destination
     for name in ("batches", "limit_test", "image_size"):
         v = getattr(args, name)
         if v is not None and v < 1:
@@ -192,13 +213,20 @@ def run(args: argparse.Namespace) -> Path:
                 raise ConfigError(f"--json {args.json} is a folder; give a file name")
             if json_parent.exists() and not json_parent.is_dir():
                 raise ConfigError(f"--json {args.json}: {json_parent} is a file, not a folder")
-    device = resolve_device(args.device)  # under torchrun: cuda -> cuda:LOCAL_RANK
+    return loaded, baseline, warnings, out
 
-    data = _measurement_data(args, device)
-    data_for = data.data_for
+
+def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list:
+    """One :class:`ReportInput` per checkpoint (the first ternary one paired with the
+    baseline), plus an untrained what-if-ternarized input after each FP checkpoint."""
+    from ttq_analysis import analyze
+    from ttq_analysis.analysis import checkpoint_info
+    from ttq_core.quantize import ternarize
+
+    from .render import ReportInput
 
     def measure(model, ld=None, path=None):
-        a = analyze(model, data=data_for(ld), energy_model=energy, batches=args.batches,
+        a = analyze(model, data=data.data_for(ld), energy_model=energy, batches=args.batches,
                     device=device, memory=args.memory, progress=not args.no_progress,
                     input_shape=data.input_shape)
         recorded = None
@@ -222,29 +250,18 @@ def run(args: argparse.Namespace) -> Path:
         if ld.is_ternary:
             paired = base_analysis if (base_analysis is not None and not inputs) else None
             inputs.append(ReportInput(label, a, paired, warning=warning))
-        else:
-            inputs.append(ReportInput(label, a, warning=warning))
-            what_if = ternarize(copy.deepcopy(ld.model), threshold=args.what_if_threshold)
-            w = measure(what_if, None)
-            w.meta["checkpoint"] = {"source": f"{path}, ternarized at t={args.what_if_threshold} "
-                                              f"(least-squares Wp/Wn, not trained)"}
-            inputs.append(ReportInput(
-                f"{label}: what if ternarized at t={args.what_if_threshold}", w, a,
-                note="An estimate: the FP weights ternarized at this threshold without any "
-                     "training, so its accuracy is unknown and its activations would change "
-                     "with fine-tuning."))
-    n_images = data.images if args.batches is None else min(data.images, args.batches * 256)
-    description = (f"{n_images:,} images of the {data.split_name} from {data.source}"
-                   + (" (fixed class-balanced subset)" if args.limit_test else ""))
-    note = jpeg_note(data.source) if args.dataset == "cifar10" else None
-    if not distributed.is_main():  # under torchrun every rank measured its share; rank 0 renders
-        return out
-    html = render_report(inputs, out, data_description=description, jpeg_note=note,
-                         title=args.title, json_copy=args.json)
-    print(summary_text([(i.label, i.analysis) for i in inputs],
-                       {i.label: i.baseline for i in inputs if i.baseline is not None} or None))
-    print(f"report: {html}")
-    return html
+            continue
+        inputs.append(ReportInput(label, a, warning=warning))
+        what_if = ternarize(copy.deepcopy(ld.model), threshold=args.what_if_threshold)
+        w = measure(what_if, None)
+        w.meta["checkpoint"] = {"source": f"{path}, ternarized at t={args.what_if_threshold} "
+                                          f"(least-squares Wp/Wn, not trained)"}
+        inputs.append(ReportInput(
+            f"{label}: what if ternarized at t={args.what_if_threshold}", w, a,
+            note="An estimate: the FP weights ternarized at this threshold without any "
+                 "training, so its accuracy is unknown and its activations would change "
+                 "with fine-tuning."))
+    return inputs
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -315,17 +315,10 @@ def _existing(run_dir: Path, cfg) -> str:
 
 
 def run(args: argparse.Namespace) -> Path:
-    from ttq_analysis import analyze, load_energy_model
-    from ttq_analysis.analysis import checkpoint_info
-    from ttq_analysis.plan_cli import make_plan
-    from ttq_core.checkpoint import load_model, read_checkpoint_file
-    from ttq_core.data import CifarSplit
-    from ttq_core.devices import resolve_device
-    from ttq_core.quantize.plan_file import ThresholdPlan
-    from ttq_core.train.loop import train
-
-    from .comparison import SweepEntry, render_comparison
-    from .render import jpeg_note
+    """The whole sweep: plan and train every setting (reusing finished runs), analyse each
+    best checkpoint and the FP baseline on the same test images, render the report."""
+    from ttq_analysis import load_energy_model
+    from ttq_core.checkpoint import load_model
 
     settings = settings_from_args(args)
     for name in ("epochs", "batch_size", "limit_train", "limit_test", "calibration_images"):
@@ -340,12 +333,26 @@ def run(args: argparse.Namespace) -> Path:
     out = Path(args.out)
     from .output_folder import check_destination
     check_destination(out / "report")  # refuse a foreign report/ folder before any training
+    results = _plan_and_train(args, settings, out, energy)
+    baseline, entries, split = _analyse(args, results, energy)
+    html = _render(args, out, baseline, entries, split)
+    print(_summary(entries, baseline))
+    print(f"report: {html}")
+    return html
+
+
+def _say(msg: str) -> None:
+    print(f"[ttq-sweep] {msg}", flush=True)
+
+
+def _plan_and_train(args, settings: list[Setting], out: Path, energy) -> list[tuple]:
+    """Plan (energy/uniform settings) and train every setting in ``out/runs/<slug>``:
+    a finished run is reused, an interrupted one resumed.  Returns (setting, run folder,
+    plan dict or None) per setting."""
+    from ttq_analysis.plan_cli import make_plan
+    from ttq_core.quantize.plan_file import ThresholdPlan
+    from ttq_core.train.loop import train
     progress = not args.no_progress
-
-    def say(msg: str) -> None:
-        print(f"[ttq-sweep] {msg}", flush=True)
-
-    # 1. plans and runs
     results = []
     for i, s in enumerate(settings, 1):
         run_dir = out / "runs" / s.slug
@@ -359,7 +366,7 @@ def run(args: argparse.Namespace) -> Path:
                     raise ConfigError(f"{plan_path} was planned for another setting; delete it "
                                       f"or choose another --out")
             else:
-                say(f"({i}/{len(settings)}) planning {s.label}")
+                _say(f"({i}/{len(settings)}) planning {s.label}")
                 plan = make_plan(args.init, energy_budget=s.value, method=KINDS[s.kind],
                                  sensitivity=args.sensitivity,
                                  calibration_images=args.calibration_images,
@@ -371,17 +378,28 @@ def run(args: argparse.Namespace) -> Path:
         cfg = _train_config(args, s, run_dir, plan_path)
         state = _existing(run_dir, cfg)
         if state == "done":
-            say(f"({i}/{len(settings)}) {s.label}: finished run found in {run_dir}, reused")
+            _say(f"({i}/{len(settings)}) {s.label}: finished run found in {run_dir}, reused")
         else:
-            say(f"({i}/{len(settings)}) training {s.label} -> {run_dir}"
-                + (" (resuming)" if state == "resume" else ""))
+            _say(f"({i}/{len(settings)}) training {s.label} -> {run_dir}"
+                 + (" (resuming)" if state == "resume" else ""))
             train(dataclasses.replace(cfg, resume=state == "resume"))
         results.append((s, run_dir, plan_dict))
+    return results
 
-    # 2. analysis on the test images (the same subset the runs were tested on)
+
+def _analyse(args, results, energy):
+    """Analyse the FP baseline and every setting's best checkpoint on the test images the
+    runs were tested on.  Returns (baseline analysis, sweep entries, the test split)."""
+    from ttq_analysis import analyze
+    from ttq_analysis.analysis import checkpoint_info
+    from ttq_core.checkpoint import load_model, read_checkpoint_file
+    from ttq_core.data import CifarSplit
+    from ttq_core.devices import resolve_device
+
+    from .comparison import SweepEntry
+    progress = not args.no_progress
     device = resolve_device(args.device)
     split = CifarSplit.load("test", args.data_dir, limit=args.limit_test, progress=progress)
-    arrays = split.arrays
 
     def measure(path: Path | str, recorded: bool = True):
         ld = load_model(path, arch=args.arch)
@@ -392,11 +410,10 @@ def run(args: argparse.Namespace) -> Path:
         # measured here on the same images (its own record may be on another test set)
         acc = ((ld.checkpoint or {}).get("metrics") or {}).get("best_test_acc") if recorded else None
         a.network = a.network.with_accuracy(
-            acc if acc is not None else a.network.accuracy.measured_acc,
-            None)
+            acc if acc is not None else a.network.accuracy.measured_acc, None)
         return a
 
-    say("analysing the FP baseline and every setting on the test images")
+    _say("analysing the FP baseline and every setting on the test images")
     baseline = measure(args.init, recorded=False)
     entries = []
     for s, run_dir, plan_dict in results:
@@ -405,26 +422,29 @@ def run(args: argparse.Namespace) -> Path:
         entries.append(SweepEntry(s.label, s.description(), a, history, s.grad_scaling, s.key,
                                   plan_dict, {"run_dir": str(run_dir)}, s.rule(),
                                   replicate_key=s.replicate_key))
+    return baseline, entries, split
 
-    # 3. the report
-    n = len(split)
+
+def _render(args, out: Path, baseline, entries, split) -> Path:
+    """The comparison report in ``out/report`` (replaced atomically)."""
+    from ttq_core.train.config import MODE_DEFAULTS
+
+    from .comparison import render_comparison
+    from .render import jpeg_note
+    arrays = split.arrays
     description = (f"fine-tuned on {args.limit_train or len(arrays.train.labels):,} CIFAR-10 "
-                   f"training images, tested and analysed on {n:,} test images from "
+                   f"training images, tested and analysed on {len(split):,} test images from "
                    f"{arrays.source}" + (" (fixed class-balanced subsets)"
                                          if args.limit_train or args.limit_test else ""))
-    note = jpeg_note(arrays.source)
-    from ttq_core.train.config import MODE_DEFAULTS
     lr_text = args.lr if args.lr is not None else f"ttq-train's default {MODE_DEFAULTS['ttq']['lr']}"
     recipe = (f"TTQ fine-tuning from {args.init} for {args.epochs} epochs, batch "
               f"{args.batch_size}, {args.schedule} LR schedule from "
               f"{lr_text}, seed "
-              f"{args.seed} (unless a setting names its own); energy-aware plans use the '{args.sensitivity}' sensitivity on "
-              f"{args.calibration_images} training images.")
-    html = render_comparison(entries, out / "report", baseline=baseline, title=args.title,
-                             data_description=description, recipe=recipe, jpeg_note=note)
-    print(_summary(entries, baseline))
-    print(f"report: {html}")
-    return html
+              f"{args.seed} (unless a setting names its own); energy-aware plans use the "
+              f"'{args.sensitivity}' sensitivity on {args.calibration_images} training images.")
+    return render_comparison(entries, out / "report", baseline=baseline, title=args.title,
+                             data_description=description, recipe=recipe,
+                             jpeg_note=jpeg_note(arrays.source))
 
 
 def _summary(entries, baseline) -> str:

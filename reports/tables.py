@@ -1,4 +1,5 @@
-"""Paper tables built from :class:`ttq_analysis.Analysis` objects, and their exports.
+"""Paper tables built from :class:`ttq_analysis.Analysis` objects (the exports, and the
+:class:`Table` container, live in :mod:`reports.table_format` and are re-exported here).
 
 A :class:`Table` holds the numbers (a DataFrame of raw floats, units in every column
 name), a caption generated from the data (what, which models, which data, units and
@@ -23,88 +24,27 @@ not apply) are NaN in the data and shown as an en dash.
 from __future__ import annotations
 
 import math
-import numbers
-import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Sequence
 
-import numpy as np
 import pandas as pd
-from markupsafe import Markup, escape
 
 from ttq_analysis.analysis import Analysis
 from ttq_analysis.energy import SCENARIOS
 from ttq_analysis.results import ACTIVATIONS, NetworkResult, savings_over
 from ttq_core.errors import ConfigError
-from ttq_core.io import atomic_write_text
+
+# the container and exports, re-exported: reports use T.Table, T.export, T.to_html, ...
+from .table_format import (_ACC, _COUNT, _FRACTION, _PJ, _RATIO, _SCALE, _UJ,  # noqa: F401
+                           MISSING, Table, _is_missing, _num, export, format_value,
+                           latex_escape, to_html, to_latex, to_markdown)
 
 __all__ = ["Table", "table3", "layer_table", "cost_model_table", "export", "to_html",
-           "to_latex", "to_markdown", "summary_text", "format_value", "dense_assumption",
-           "run_description",
-           "MISSING"]
-
-MISSING = "\u2013"  # en dash shown for NaN / None
-_LATEX_MISSING = "--"
-
-# display formats shared by the builders
-_COUNT = "{:,.0f}"
-_FRACTION = "{:.3f}"
-_ACC = "{:.4f}"
-_UJ = "{:.2f}"
-_PJ = "{:,.0f}"
-_RATIO = "{:.2f}"
-_SCALE = "{:.4f}"
-
-
-@dataclass
-class Table:
-    """A table ready to render.
-
-    ``name`` is the file stem (``table3_energy``) and LaTeX label (``tab:<name>``);
-    ``df`` holds raw numbers (never formatted strings); ``formats`` maps a column to a
-    Python format spec used for display only; ``group_by`` optionally names a column whose
-    change of value starts a new row block (a rule in LaTeX, a group class in HTML).
-    """
-
-    name: str
-    title: str
-    df: pd.DataFrame
-    caption: str
-    formats: dict[str, str] = field(default_factory=dict)
-    group_by: str | None = None
+           "to_latex", "to_markdown", "latex_escape", "summary_text", "format_value",
+           "dense_assumption", "run_description", "MISSING"]
 
 
 # ----------------------------------------------------------------------------- helpers
-
-def _num(value: Any) -> float:
-    """A network value as a float; None (not recorded / not applicable) becomes NaN."""
-    if value is None:
-        return math.nan
-    return float(value)
-
-
-def _is_missing(value: Any) -> bool:
-    if value is None or value is pd.NA:
-        return True
-    return isinstance(value, (float, np.floating)) and math.isnan(value)
-
-
-def _is_number(value: Any) -> bool:
-    return isinstance(value, numbers.Number) and not isinstance(value, (bool, np.bool_))
-
-
-def format_value(value: Any, spec: str | None = None, missing: str = MISSING) -> str:
-    """One cell for display: NaN/None -> ``missing``; bools -> yes/no; numbers through
-    ``spec`` (a ``str.format`` spec such as ``"{:,.0f}"``, default ``"{:g}"``)."""
-    if _is_missing(value):
-        return missing
-    if isinstance(value, (bool, np.bool_)):
-        return "yes" if value else "no"
-    if _is_number(value):
-        return (spec or "{:g}").format(value)
-    return str(value)
-
 
 def _plural(n: int, word: str) -> str:
     return f"{n:,} {word}" if n == 1 else f"{n:,} {word}s"
@@ -398,131 +338,6 @@ def cost_model_table(analysis: Analysis, *, name: str = "cost_model") -> Table:
                f"{str(memory).upper()} once per inference. Cache figures are informational.")
     return Table(name=name, title=f"Energy cost model: {model_name}", df=df, caption=caption,
                  formats={"value_pJ": "{:g}"})
-
-
-# ----------------------------------------------------------------------------- rendering
-
-def _cells(table: Table, missing: str = MISSING) -> list[list[str]]:
-    cols = list(table.df.columns)
-    return [[format_value(v, table.formats.get(c), missing) for c, v in zip(cols, row)]
-            for row in table.df.itertuples(index=False, name=None)]
-
-
-def _numeric_columns(table: Table) -> set[str]:
-    return {c for c in table.df.columns
-            if pd.api.types.is_numeric_dtype(table.df[c]) and not pd.api.types.is_bool_dtype(table.df[c])}
-
-
-def _group_starts(table: Table) -> list[bool]:
-    """True where a new row block starts (the ``group_by`` value changes)."""
-    if table.group_by is None or table.group_by not in table.df.columns:
-        return [False] * len(table.df)
-    values = list(table.df[table.group_by])
-    return [i > 0 and values[i] != values[i - 1] for i in range(len(values))]
-
-
-_LATEX_SPECIAL = {
-    "\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "#": r"\#", "_": r"\_",
-    "{": r"\{", "}": r"\}", "~": r"\textasciitilde{}", "^": r"\textasciicircum{}",
-    "<": r"\textless{}", ">": r"\textgreater{}", "|": r"\textbar{}",
-    "\u00b5": r"\textmu{}", "\u00d7": r"$\times$", "\u2013": "--", "\u2014": "---",
-}
-
-
-def latex_escape(text: str) -> str:
-    """Escape LaTeX special characters (``_ % & $ # { } ~ ^ \\``) and map µ × – —."""
-    return "".join(_LATEX_SPECIAL.get(ch, ch) for ch in str(text))
-
-
-def to_latex(table: Table) -> str:
-    """A booktabs ``table`` environment (needs ``\\usepackage{booktabs}``; ``\\textmu`` needs
-    textcomp, built into LaTeX since 2020): caption, label ``tab:<name>``, numbers formatted
-    with ``table.formats``, text escaped, a ``\\midrule`` between row blocks."""
-    cols = list(table.df.columns)
-    numeric = _numeric_columns(table)
-    align = "".join("r" if c in numeric else "l" for c in cols)
-    lines = [
-        "% generated by reports.tables; needs \\usepackage{booktabs}",
-        "\\begin{table}[htbp]",
-        "\\centering",
-        f"\\caption{{{latex_escape(table.title)}. {latex_escape(table.caption)}}}",
-        f"\\label{{tab:{table.name}}}",
-        f"\\begin{{tabular}}{{{align}}}",
-        "\\toprule",
-        " & ".join(latex_escape(c) for c in cols) + " \\\\",
-        "\\midrule",
-    ]
-    for starts, row in zip(_group_starts(table), _cells(table, _LATEX_MISSING)):
-        if starts:
-            lines.append("\\midrule")
-        lines.append(" & ".join(latex_escape(cell) if cell != _LATEX_MISSING else cell
-                                for cell in row) + " \\\\")
-    lines += ["\\bottomrule", "\\end{tabular}", "\\end{table}", ""]
-    return "\n".join(lines)
-
-
-def _md_escape(text: str) -> str:
-    return str(text).replace("\\", "\\\\").replace("|", "\\|").replace("\n", " ")
-
-
-def to_markdown(table: Table) -> str:
-    """A Markdown pipe table (numbers formatted and right-aligned) after its title and caption."""
-    cols = list(table.df.columns)
-    numeric = _numeric_columns(table)
-    lines = [f"**{_md_escape(table.title)}.** {_md_escape(table.caption)}", "",
-             "| " + " | ".join(_md_escape(c) for c in cols) + " |",
-             "| " + " | ".join("---:" if c in numeric else "---" for c in cols) + " |"]
-    for row in _cells(table):
-        lines.append("| " + " | ".join(_md_escape(cell) for cell in row) + " |")
-    return "\n".join(lines) + "\n"
-
-
-def _data_value(value: Any) -> str:
-    if _is_missing(value):
-        return "NaN"
-    if isinstance(value, np.generic):
-        value = value.item()
-    return repr(value)
-
-
-def to_html(table: Table) -> Markup:
-    """An HTML ``<table>`` with ``<caption>``, ``<thead>`` and ``<tbody>``.  Numbers are
-    formatted with ``table.formats``; each numeric ``<td>`` has class ``num`` and a
-    ``data-value`` attribute with the raw number's repr (``NaN`` when missing); every text
-    is HTML-escaped."""
-    cols = list(table.df.columns)
-    numeric = _numeric_columns(table)
-    out = [Markup('<table class="ttq-table" id="{}">').format(table.name),
-           Markup("<caption><strong>{}.</strong> {}</caption>").format(table.title, table.caption),
-           Markup("<thead><tr>")]
-    for c in cols:
-        cls = Markup(' class="num"') if c in numeric else Markup("")
-        out.append(Markup('<th scope="col"{}>{}</th>').format(cls, escape(c)))
-    out.append(Markup("</tr></thead><tbody>"))
-    starts = _group_starts(table)
-    for i, row in enumerate(table.df.itertuples(index=False, name=None)):
-        out.append(Markup('<tr class="group-start">') if starts[i] else Markup("<tr>"))
-        for c, v in zip(cols, row):
-            text = format_value(v, table.formats.get(c))
-            if c in numeric:
-                out.append(Markup('<td class="num" data-value="{}">{}</td>').format(_data_value(v), text))
-            else:
-                out.append(Markup("<td>{}</td>").format(escape(text)))
-        out.append(Markup("</tr>"))
-    out.append(Markup("</tbody></table>"))
-    return Markup("\n").join(out)
-
-
-def export(table: Table, folder: str | os.PathLike) -> dict[str, Path]:
-    """Write ``<name>.csv`` (raw numbers, full precision, NaN empty), ``<name>.tex``
-    (booktabs) and ``<name>.md`` into ``folder`` (created if needed), each atomically;
-    return ``{"csv": path, "tex": path, "md": path}``."""
-    folder = Path(folder)
-    paths = {ext: folder / f"{table.name}.{ext}" for ext in ("csv", "tex", "md")}
-    atomic_write_text(paths["csv"], table.df.to_csv(index=False, lineterminator="\n"))
-    atomic_write_text(paths["tex"], to_latex(table))
-    atomic_write_text(paths["md"], to_markdown(table))
-    return paths
 
 
 # ----------------------------------------------------------------------------- provenance

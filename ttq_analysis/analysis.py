@@ -50,7 +50,7 @@ from ttq_core.errors import ConfigError
 from ttq_core.models import list_models, model_spec
 from ttq_core.quantize import TernaryLayerMixin
 
-from .activations import ActivationProbe, gather_over_ranks, run_batches
+from .activations import ActivationProbe, RunResult, gather_over_ranks, run_batches
 from .energy import (DEFAULT_ENERGY_MODEL, SCENARIOS, EnergyModel, energy_columns,
                      load_energy_model, scenario_totals)
 from .macs import LAYER_TYPES, count_dense_macs
@@ -293,78 +293,91 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
                  else None) for n, m in layers.items()}
     dense = count_dense_macs(model, input_shape, device)
     positions = _output_positions(model, layers, input_shape, device)
+    records, run = _measure(model, layers, codes, data, batches, device, count_ops, progress,
+                            split_over_ranks)
 
-    images = 0
-    records = None
-    measured_acc = None
-    split = distributed.active() if split_over_ranks is None else (
-        split_over_ranks and distributed.active())
-    shard = (distributed.rank(), distributed.world_size()) if split else (0, 1)
-    if data is not None:
-        inputs, total = _input_batches(data, batches, shard)
-        with ActivationProbe({n: (m, codes[n]) for n, m in layers.items()}, count_ops) as probe:
-            run = run_batches(model, inputs, device, total, progress and shard[0] == 0)
-        if split:
-            run = gather_over_ranks(probe.records, run)
-        images, measured_acc = run.images, run.accuracy
-        records = probe.records
-        if images == 0:
-            raise ConfigError("data yielded no inputs")
-
-    rows = []
-    per_image_by_layer = {}
-    for name, m in layers.items():
-        c = codes[name]
-        n_weight = m.weight.numel()
-        n_bias = m.bias.numel() if m.bias is not None else 0
-        params = n_weight + n_bias
-        row: dict[str, Any] = {"layer": name, "kind": "conv" if isinstance(m, nn.Conv2d) else "linear",
-                               "ternary": c is not None, "params": params,
-                               "macs": float(dense.layer_macs[name]),
-                               "output_positions": positions[name]}
-        if c is not None:
-            q = m.quantizer
-            row.update(weight_sparsity=float((c == 0).sum()) / n_weight,
-                       frac_pos=float((c == 1).sum()) / n_weight,
-                       frac_neg=float((c == -1).sum()) / n_weight,
-                       wp=q.wp.item(), wn=q.wn.item(),
-                       weight_bits=float(2 * n_weight + 64 + 32 * n_bias))
-            adds, mults = dense_ternary_ops(m, c, positions[name])
-            row.update(ternary_adds=float(adds), ternary_mults=float(mults))
-        else:
-            row.update(weight_sparsity=float((m.weight == 0).sum()) / n_weight,
-                       frac_pos=math.nan, frac_neg=math.nan, wp=math.nan, wn=math.nan,
-                       weight_bits=float(32 * params), ternary_adds=math.nan,
-                       ternary_mults=math.nan)
-        row["fp_weight_bits"] = float(32 * params)
-        values = records[name].per_image_sparsity() if records is not None else np.zeros(0)
-        per_image_by_layer[name] = values
-        row.update(_percentile_cols(values))
-        ops = records[name].ops if records is not None else None
-        if ops is not None and ops.images:
-            per = ops.per_image()
-            row["effective_macs"] = float(per["effective_macs"])
-            row["effective_adds"] = math.nan if c is None else float(per["effective_adds"])
-            row["effective_mults"] = math.nan if c is None else float(per["effective_mults"])
-        else:
-            row.update(effective_macs=math.nan, effective_adds=math.nan, effective_mults=math.nan)
-        rows.append(row)
+    rows = [_layer_row(name, m, codes[name], dense.layer_macs[name], positions[name],
+                       records[name] if records is not None else None)
+            for name, m in layers.items()]
     df = pd.DataFrame(rows)
     energy = energy_columns(df, em, memory=memory, precision=precision)
     df = pd.concat([df, energy], axis=1)
-    scale_ids = {id(m.quantizer.wp) for m in layers.values() if isinstance(m, TernaryLayerMixin)} | \
-        {id(m.quantizer.wn) for m in layers.values() if isinstance(m, TernaryLayerMixin)}
-    model_params = sum(p.numel() for p in model.parameters() if id(p) not in scale_ids)
-    network = _network(df, energy, arch_name, info, images, model_params, measured_acc)
+    network = _network(df, energy, arch_name, info, run.images,
+                       _params_without_scales(model, layers), run.accuracy)
     meta = {
         "arch": arch_name, "input_shape": list(input_shape), "device": str(device),
-        "images": images, "batches_limit": batches, "count_ops": bool(count_ops and data is not None),
+        "images": run.images, "batches_limit": batches,
+        "count_ops": bool(count_ops and data is not None),
         "energy_model": em.raw, "memory": memory, "precision": precision,
         "other_ops": dense.other_ops, "unsupported_ops": dense.unsupported_ops,
         "conventions": CONVENTIONS, "checkpoint": info,
         "torch": str(torch.__version__),
     }
-    return Analysis(df, network, meta, _histograms(per_image_by_layer))
+    per_image = {name: (records[name].per_image_sparsity() if records is not None else np.zeros(0))
+                 for name in layers}
+    return Analysis(df, network, meta, _histograms(per_image))
+
+
+def _measure(model, layers, codes, data, batches, device, count_ops: bool, progress: bool,
+             split_over_ranks: bool | None) -> tuple[dict | None, RunResult]:
+    """Run ``data`` through ``model`` with the activation probe: the per-layer records
+    (None without data) and the images/accuracy seen, gathered over ranks when split."""
+    if data is None:
+        return None, RunResult()
+    split = distributed.active() if split_over_ranks is None else (
+        split_over_ranks and distributed.active())
+    shard = (distributed.rank(), distributed.world_size()) if split else (0, 1)
+    inputs, total = _input_batches(data, batches, shard)
+    with ActivationProbe({n: (m, codes[n]) for n, m in layers.items()}, count_ops) as probe:
+        run = run_batches(model, inputs, device, total, progress and shard[0] == 0)
+    if split:
+        run = gather_over_ranks(probe.records, run)
+    if run.images == 0:
+        raise ConfigError("data yielded no inputs")
+    return probe.records, run
+
+
+def _layer_row(name: str, m: nn.Module, c: torch.Tensor | None, macs: float, positions: int,
+               record) -> dict[str, Any]:
+    """One row of ``Analysis.layers`` (the columns of the module doc) before energy."""
+    n_weight = m.weight.numel()
+    n_bias = m.bias.numel() if m.bias is not None else 0
+    params = n_weight + n_bias
+    row: dict[str, Any] = {"layer": name, "kind": "conv" if isinstance(m, nn.Conv2d) else "linear",
+                           "ternary": c is not None, "params": params, "macs": float(macs),
+                           "output_positions": positions}
+    if c is not None:
+        q = m.quantizer
+        adds, mults = dense_ternary_ops(m, c, positions)
+        row.update(weight_sparsity=float((c == 0).sum()) / n_weight,
+                   frac_pos=float((c == 1).sum()) / n_weight,
+                   frac_neg=float((c == -1).sum()) / n_weight,
+                   wp=q.wp.item(), wn=q.wn.item(),
+                   weight_bits=float(2 * n_weight + 64 + 32 * n_bias),
+                   ternary_adds=float(adds), ternary_mults=float(mults))
+    else:
+        row.update(weight_sparsity=float((m.weight == 0).sum()) / n_weight,
+                   frac_pos=math.nan, frac_neg=math.nan, wp=math.nan, wn=math.nan,
+                   weight_bits=float(32 * params), ternary_adds=math.nan,
+                   ternary_mults=math.nan)
+    row["fp_weight_bits"] = float(32 * params)
+    row.update(_percentile_cols(record.per_image_sparsity() if record is not None else np.zeros(0)))
+    ops = record.ops if record is not None else None
+    if ops is not None and ops.images:
+        per = ops.per_image()
+        row["effective_macs"] = float(per["effective_macs"])
+        row["effective_adds"] = math.nan if c is None else float(per["effective_adds"])
+        row["effective_mults"] = math.nan if c is None else float(per["effective_mults"])
+    else:
+        row.update(effective_macs=math.nan, effective_adds=math.nan, effective_mults=math.nan)
+    return row
+
+
+def _params_without_scales(model: nn.Module, layers: dict[str, nn.Module]) -> int:
+    """All parameters of ``model`` but the ternary layers' Wp/Wn (batch norm included)."""
+    scale_ids = {id(p) for m in layers.values() if isinstance(m, TernaryLayerMixin)
+                 for p in (m.quantizer.wp, m.quantizer.wn)}
+    return sum(p.numel() for p in model.parameters() if id(p) not in scale_ids)
 
 
 def _histograms(per_image: dict[str, np.ndarray]) -> dict[str, Any]:
