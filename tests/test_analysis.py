@@ -1,5 +1,5 @@
-"""ttq_analysis.analyze: MACs and parameters against GUIDE.md and torch's flop counter,
-activation sparsity against a direct computation, streaming = one batch, dense ternary
+"""ttq_analysis.analyze: MACs and parameters against ARCHITECTURE.md ("Reference figures")
+and torch's flop counter, activation sparsity against a direct computation, streaming = one batch, dense ternary
 operations and energy against hand formulas, FP models, JSON round trip."""
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from ttq_core.quantize import ternarize
 
 from conftest import CIFAR_ARCHIVE, needs_cifar
 
-# GUIDE.md: conv+linear MACs and parameters
-GUIDE = {
+# ARCHITECTURE.md, "Reference figures": conv+linear MACs and parameters
+REFERENCE = {
     ("resnet20", 10): (40_551_040, 269_722),
     ("resnet32", 10): (68_862_592, 464_154),
     ("resnet44", 10): (97_174_144, 658_586),
@@ -43,11 +43,11 @@ def _flop_counter_macs(model, shape):
     return sum(ops.values()) // 2
 
 
-@pytest.mark.parametrize("arch,classes", list(GUIDE))
+@pytest.mark.parametrize("arch,classes", list(REFERENCE))
 def test_macs_and_params_match_guide_and_flop_counter(arch, classes):
     model = build_model(arch, num_classes=classes)
     a = analyze(model, device="cpu", progress=False)
-    macs, params = GUIDE[(arch, classes)]
+    macs, params = REFERENCE[(arch, classes)]
     assert a.network.counts.macs == macs
     assert a.network.sizes.params == params
     assert a.network.counts.macs == _flop_counter_macs(model, a.meta["input_shape"])

@@ -1,6 +1,6 @@
 """Energy cost models (data files with citations) and per-layer energy per scenario.
 
-Expected figures are worked out by hand below from GUIDE.md's Horowitz (ISSCC 2014) table,
+Expected figures are worked out by hand below from the Horowitz (ISSCC 2014) table restated in ARCHITECTURE.md,
 never copied from the code's output.
 """
 
@@ -28,7 +28,7 @@ from ttq_core.errors import ConfigError, TTQError
 
 NAN = float("nan")
 
-# GUIDE.md, "Energy per operation at 45 nm (Horowitz, ISSCC 2014)", pJ.
+# ARCHITECTURE.md, "Reference figures": energy per operation at 45 nm (Horowitz, ISSCC 2014), pJ.
 FP32_ADD, FP32_MULT = 0.9, 3.7
 SRAM_BIT, DRAM_BIT = 5.0 / 32, 640.0 / 32
 

@@ -158,7 +158,7 @@ def test_ttq_report_measures_on_the_imagenet_val_split(tree, tmp_path, capsys):
     net = data["networks"][0]["analysis"]
     assert net["meta"]["images"] == 6                       # 3 classes x 2 val images
     assert net["meta"]["input_shape"] == [3, 32, 32]
-    # by hand: the GUIDE's ResNet-18 figure at 224x224 is 1,814,073,344 conv+fc MACs, fc
+    # by hand: the ResNet-18 figure of ARCHITECTURE.md ("Reference figures") at 224x224 is 1,814,073,344 conv+fc MACs, fc
     # being 512 x 1000; at 32x32 every feature map is 7x smaller per side (112 -> 16, ...,
     # 7 -> 1), so the convs cost 1/49, and fc is 512 x 3 here
     assert net["network"]["macs"] == (1_814_073_344 - 512 * 1000) / 49 + 512 * 3
