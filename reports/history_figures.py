@@ -161,6 +161,15 @@ def training_curves(history, meta: dict | None = None) -> FigureSpec | None:
     return FigureSpec("training_curves", fig, caption)
 
 
+_GRAD_REGIONS = ("pos", "zero", "neg")
+
+
+def _grad_value(h: dict, n: str, key: str) -> float:
+    """A layer's gradient statistic ``key`` in history entry ``h`` (NaN when absent)."""
+    v = ((h.get("layers") or {}).get(n) or {}).get(key)
+    return np.nan if v is None else float(v)
+
+
 @_styled
 def gradient_multipliers(history, meta: dict | None = None) -> FigureSpec | None:
     """Mean |∂L/∂w| per weight region before and after the Wp/1/Wn scaling (log y).
@@ -170,74 +179,83 @@ def gradient_multipliers(history, meta: dict | None = None) -> FigureSpec | None
     """
     entries = _history_entries(history)
     names = _ternary_names(entries)
-    keys = ("pos", "zero", "neg")
     if not entries or not names:
         return None
-
-    def has_grads(h):
-        return any((h.get("layers") or {}).get(n, {}).get(f"grad_abs_mean_{k}") is not None
-                   for n in names for k in keys)
-
-    with_grads = [i for i, h in enumerate(entries) if has_grads(h)]
+    with_grads = [i for i, h in enumerate(entries)
+                  if any(not np.isnan(_grad_value(h, n, f"grad_abs_mean_{k}"))
+                         for n in names for k in _GRAD_REGIONS)]
     if not with_grads:
         return None
     last = entries[with_grads[-1]]
     fig = _new_figure((9.0, 3.6))
     ax_l, ax_e = fig.subplots(1, 2, width_ratios=[2.2, 1])
+    _grad_layer_panel(ax_l, last, names, with_grads[-1])
+    _grad_median_panel(ax_e, entries, with_grads, names)
+    handles, labels = ax_l.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside upper center", ncols=3, frameon=False,
+               fontsize=6)
+    return FigureSpec("gradient_multipliers", fig,
+                      _grad_caption(entries, with_grads, names, meta))
+
+
+def _grad_layer_panel(ax, last: dict, names: list[str], last_index: int) -> None:
+    """Per layer at the last epoch with statistics: before (open) and after (filled)."""
     x = np.arange(len(names))
     offsets = {"pos": -0.22, "zero": 0.0, "neg": 0.22}
-
-    def val(h, n, key):
-        v = ((h.get("layers") or {}).get(n) or {}).get(key)
-        return np.nan if v is None else float(v)
-
-    for k in keys:
-        before = np.array([val(last, n, f"grad_abs_mean_{k}") for n in names])
-        after = np.array([val(last, n, f"grad_abs_mean_scaled_{k}") for n in names])
+    for k in _GRAD_REGIONS:
+        before = np.array([_grad_value(last, n, f"grad_abs_mean_{k}") for n in names])
+        after = np.array([_grad_value(last, n, f"grad_abs_mean_scaled_{k}") for n in names])
         xs = x + offsets[k]
-        ax_l.vlines(xs, np.fmin(before, after), np.fmax(before, after), color=COLORS[k],
-                    linewidth=0.8)
-        ax_l.plot(xs, before, linestyle="none", marker=MARKERS[k], markersize=4.5,
-                  markerfacecolor="white", markeredgecolor=COLORS[k],
-                  label=f"{REGION_LABELS[k]}, before: |∂L/∂w_t|")
-        ax_l.plot(xs, after, linestyle="none", marker=MARKERS[k], markersize=4.5,
-                  color=COLORS[k], markeredgecolor="black", markeredgewidth=0.4,
-                  label=f"{REGION_LABELS[k]}, after: |∂L/∂w|")
-    ax_l.set_yscale("log")
-    _label_layers(ax_l, names, x)
-    ax_l.set_ylabel("mean |gradient| per latent weight")
-    ax_l.set_title(f"per layer, epoch {last.get('epoch', with_grads[-1] + 1)}", loc="left")
-    ax_l.grid(axis="y", which="major", linewidth=0.3, alpha=0.6)
+        ax.vlines(xs, np.fmin(before, after), np.fmax(before, after), color=COLORS[k],
+                  linewidth=0.8)
+        ax.plot(xs, before, linestyle="none", marker=MARKERS[k], markersize=4.5,
+                markerfacecolor="white", markeredgecolor=COLORS[k],
+                label=f"{REGION_LABELS[k]}, before: |∂L/∂w_t|")
+        ax.plot(xs, after, linestyle="none", marker=MARKERS[k], markersize=4.5,
+                color=COLORS[k], markeredgecolor="black", markeredgewidth=0.4,
+                label=f"{REGION_LABELS[k]}, after: |∂L/∂w|")
+    ax.set_yscale("log")
+    _label_layers(ax, names, x)
+    ax.set_ylabel("mean |gradient| per latent weight")
+    ax.set_title(f"per layer, epoch {last.get('epoch', last_index + 1)}", loc="left")
+    ax.grid(axis="y", which="major", linewidth=0.3, alpha=0.6)
 
+
+def _grad_median_panel(ax, entries: list[dict], with_grads: list[int], names: list[str]) -> None:
+    """Median over layers per epoch, before (dashed) and after (solid) the scaling."""
     sub = [entries[i] for i in with_grads]
     ep = _epochs(entries)[with_grads]
-    for k in keys:
+    for k in _GRAD_REGIONS:
         for scaled, ls, face in ((False, "--", "white"), (True, "-", COLORS[k])):
             key = f"grad_abs_mean_{'scaled_' if scaled else ''}{k}"
-            m = np.array([[val(h, n, key) for n in names] for h in sub])
+            m = np.array([[_grad_value(h, n, key) for n in names] for h in sub])
             with warnings.catch_warnings():  # all-NaN epochs: median NaN, skipped by plot
                 warnings.simplefilter("ignore", RuntimeWarning)
                 med = np.nanmedian(m, axis=1)
             if np.isnan(med).all():
                 continue
-            ax_e.plot(ep, med, color=COLORS[k], linestyle=ls, marker=MARKERS[k],
-                      markersize=3, markerfacecolor=face, markeredgecolor=COLORS[k],
-                      linewidth=0.9)
-    ax_e.set_yscale("log")
-    ax_e.set_xlabel("epoch")
-    ax_e.set_title("median over layers", loc="left")
-    ax_e.grid(which="major", linewidth=0.3, alpha=0.6)
-    handles, labels = ax_l.get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside upper center", ncols=3, frameon=False,
-               fontsize=6)
+            ax.plot(ep, med, color=COLORS[k], linestyle=ls, marker=MARKERS[k],
+                    markersize=3, markerfacecolor=face, markeredgecolor=COLORS[k],
+                    linewidth=0.9)
+    ax.set_yscale("log")
+    ax.set_xlabel("epoch")
+    ax.set_title("median over layers", loc="left")
+    ax.grid(which="major", linewidth=0.3, alpha=0.6)
 
+
+def _grad_caption(entries: list[dict], with_grads: list[int], names: list[str],
+                  meta: dict | None) -> str:
+    """The caption: what is drawn, the median after/before ratio per region and the
+    zero : ± effective-step ratio at the first and last epoch with statistics."""
+    last = entries[with_grads[-1]]
+    val = _grad_value
     ratios = {}
-    for k in keys:
+    for k in _GRAD_REGIONS:
         r = [val(last, n, f"grad_abs_mean_scaled_{k}") / val(last, n, f"grad_abs_mean_{k}")
              for n in names]
         r = np.array([v for v in r if np.isfinite(v)])
         ratios[k] = float(np.median(r)) if r.size else math.nan
-    ratio_txt = ", ".join(f"{k} ×{ratios[k]:.3g}" for k in keys if not math.isnan(ratios[k]))
+    ratio_txt = ", ".join(f"{k} ×{ratios[k]:.3g}" for k in _GRAD_REGIONS if not math.isnan(ratios[k]))
     steps = {i: _zero_to_pm_step_ratio(entries[i], names, val) for i in (with_grads[0], with_grads[-1])}
     step_txt = " and ".join(f"{steps[i]:.3g} at epoch {entries[i].get('epoch', i + 1)}"
                             for i in dict.fromkeys(steps) if not math.isnan(steps[i]))
@@ -248,17 +266,16 @@ def gradient_multipliers(history, meta: dict | None = None) -> FigureSpec | None
                      f"region's weights take the larger steps, the setting in which weight "
                      f"sparsity was measured to fall (README, 'TTQ as implemented')."
                      if step_txt else "")
-    caption = (f"Learning-rate-multiplier evidence for {_history_phrase(meta, entries)}: mean "
-               f"absolute gradient per latent weight in each region (+: w > Δ, 0: |w| ≤ Δ, "
-               f"−: w < −Δ), before scaling (open markers, dashed: |∂L/∂w_t|, the gradient "
-               f"reaching the ternary weight) and after (filled, solid: |∂L/∂w| = Wp, 1 or Wn "
-               f"times it, the gradient applied to the latent weight), log scale, in loss units "
-               f"per weight unit. Left: each ternary layer at epoch "
-               f"{last.get('epoch', with_grads[-1] + 1)}; right: median over layers per epoch. "
-               f"Statistics are averaged over the steps sampled in each epoch; regions empty at "
-               f"every sampled step are omitted. Median ratio after/before at that epoch: "
-               f"{ratio_txt}.{step_sentence}")
-    return FigureSpec("gradient_multipliers", fig, caption)
+    return (f"Learning-rate-multiplier evidence for {_history_phrase(meta, entries)}: mean "
+            f"absolute gradient per latent weight in each region (+: w > Δ, 0: |w| ≤ Δ, "
+            f"−: w < −Δ), before scaling (open markers, dashed: |∂L/∂w_t|, the gradient "
+            f"reaching the ternary weight) and after (filled, solid: |∂L/∂w| = Wp, 1 or Wn "
+            f"times it, the gradient applied to the latent weight), log scale, in loss units "
+            f"per weight unit. Left: each ternary layer at epoch "
+            f"{last.get('epoch', with_grads[-1] + 1)}; right: median over layers per epoch. "
+            f"Statistics are averaged over the steps sampled in each epoch; regions empty at "
+            f"every sampled step are omitted. Median ratio after/before at that epoch: "
+            f"{ratio_txt}.{step_sentence}")
 
 
 def _zero_to_pm_step_ratio(entry, names, val) -> float:
