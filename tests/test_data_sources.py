@@ -30,6 +30,7 @@ from ttq_core.data import (
     load_cifar10,
 )
 from ttq_core.data import cifar10 as mod  # noqa: E402
+from ttq_core.data import cifar10_decode  # noqa: E402
 from ttq_core.errors import DataError  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
@@ -193,8 +194,8 @@ def test_image_tree_targz(tmp_path, cache, top):
 
 
 def test_pool_decoding_and_worker_errors(tmp_path, cache, monkeypatch):
-    monkeypatch.setattr(mod, "_POOL_MIN_FILES", 1)
-    monkeypatch.setattr(mod, "_POOL_CHUNK", 3)
+    monkeypatch.setattr(cifar10_decode, "_POOL_MIN_FILES", 1)
+    monkeypatch.setattr(cifar10_decode, "_POOL_CHUNK", 3)
     tree = make_tree(tmp_path / "tree")
     assert_synthetic(load_cifar10(tree, cache_dir=cache, download=False, progress=False))
     Image.new("RGB", (31, 32)).save(tree / "test" / "eel" / "0005.png")
@@ -295,7 +296,7 @@ def test_restricted_unpickler_refuses_other_globals(tmp_path, cache):
         load_cifar10(folder, cache_dir=cache, download=False, progress=False)
     assert not target.exists()
     with pytest.raises(pickle.UnpicklingError):
-        mod._RestrictedUnpickler(io.BytesIO(pickle.dumps(os.system)), encoding="bytes").load()
+        cifar10_decode._RestrictedUnpickler(io.BytesIO(pickle.dumps(os.system)), encoding="bytes").load()
 
 
 # --------------------------------------------------------------------------- cache behaviour

@@ -222,6 +222,25 @@ class Trainer:
     """One training run; ``run()`` trains the remaining epochs and returns the last checkpoint."""
 
     def __init__(self, cfg: TrainConfig, given: set[str] | None = None):
+        # The order below is part of the contract: the seed is set before any model or data
+        # work, and the model, data, optimizer and resumed state are built in one fixed
+        # order, so that a run (and a --resume of it) is bitwise reproducible on CPU.
+        self.cfg = self._setup_config(cfg, given)
+        self._setup_device()
+        # Denormal floats make CPU convolutions up to 10x slower once gradients get small.
+        torch.set_flush_denormal(True)
+        torch.manual_seed(self.cfg.seed)
+        self._setup_model_and_data()
+        self._setup_optimizer()
+        self._setup_resume()
+        self._setup_training_step()
+
+    # ----- set-up (called once, in this order, by __init__)
+    def _setup_config(self, cfg: TrainConfig, given: set[str] | None) -> TrainConfig:
+        """The configuration to run: ``cfg`` resolved and validated, or under ``--resume``
+        the stored one, checked against the fields ``given`` (see :meth:`_resume_config`).
+        Sets ``out``, ``resume_ckpt`` and ``resume_changes``; a fresh run into a folder
+        that already holds one is refused."""
         if given is None:  # the Python API: what differs from the defaults was given
             default = TrainConfig()
             given = {f.name for f in dataclasses.fields(TrainConfig)
@@ -231,16 +250,19 @@ class Trainer:
         self.resume_ckpt = None
         self.resume_changes: dict = {}  # fields changed on --resume: {name: [old, new]}
         if cfg.resume:
-            cfg = self._resume_config(cfg, given)
-        else:
-            present = [f for f in RUN_FILES if (self.out / f).exists() and
-                       (f != "log.jsonl" or (self.out / f).stat().st_size > 0)]
-            if present:
-                raise ConfigError(f"{self.out} already holds a run ({', '.join(present)}): "
-                                  f"pass --resume to continue it, or choose another --out")
-        self.cfg = cfg
+            return self._resume_config(cfg, given)
+        present = [f for f in RUN_FILES if (self.out / f).exists() and
+                   (f != "log.jsonl" or (self.out / f).stat().st_size > 0)]
+        if present:
+            raise ConfigError(f"{self.out} already holds a run ({', '.join(present)}): "
+                              f"pass --resume to continue it, or choose another --out")
+        return cfg
+
+    def _setup_device(self) -> None:
+        """The device, and this process's place in a torchrun launch ((0, 1) in a
+        single-process run)."""
+        cfg = self.cfg
         self.device = resolve_device(cfg.device)
-        # This process's place in a torchrun launch ((0, 1) in a single-process run).
         self.rank, self.world = distributed.rank(), distributed.world_size()
         self.shard = (self.rank, self.world)
         self.is_main = self.rank == 0
@@ -248,14 +270,16 @@ class Trainer:
         if cfg.sync_bn and self.world > 1 and self.device.type != "cuda":
             raise ConfigError("--sync-bn needs CUDA devices (NCCL): PyTorch's SyncBatchNorm "
                               "does not run on the CPU; drop --sync-bn for CPU/gloo runs")
-        # Denormal floats make CPU convolutions up to 10x slower once gradients get small.
-        torch.set_flush_denormal(True)
-        torch.manual_seed(cfg.seed)
+
+    def _setup_model_and_data(self) -> None:
+        """``model`` (on the device, batch-norm re-estimated if ternarized here, SyncBN if
+        asked) and ``data``.  The model is built first, so a bad --arch/--init/threshold
+        fails before any data work, unless the number of classes must come from the data."""
+        cfg = self.cfg
         spec = dataset_spec(cfg.dataset)
         self.data = None
         if spec.num_classes is None and self.resume_ckpt is None:
             self.data = load_data(cfg, self.device)  # the classes come from the data
-        # The model first: a bad --arch/--init/threshold fails before any data work.
         just_ternarized = False
         if self.resume_ckpt is not None:
             self.model = load_model(self.out / "last.pt").model
@@ -273,6 +297,11 @@ class Trainer:
                                                          cfg.bn_recal_images)
         if cfg.sync_bn and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
+
+    def _setup_optimizer(self) -> None:
+        """``optimizer``, ``steps_per_epoch`` (refusing a batch larger than a rank's share of
+        the training set) and the LR ``schedule``."""
+        cfg = self.cfg
         self.optimizer = torch.optim.SGD(param_groups(self.model, cfg), lr=cfg.lr,
                                          momentum=cfg.momentum, nesterov=cfg.nesterov)
         self.steps_per_epoch = self.data.train.num_batches(cfg.batch_size, drop_last=True,
@@ -286,15 +315,24 @@ class Trainer:
             peak=cfg.lr, total_steps=cfg.epochs * self.steps_per_epoch,
             warmup_steps=round(cfg.warmup_epochs * self.steps_per_epoch), kind=cfg.schedule,
             milestones=tuple(cfg.milestones), gamma=cfg.gamma)
+
+    def _setup_resume(self) -> None:
+        """``history`` and ``best``: empty for a fresh run, else restored (with the optimizer
+        state) from the checkpoint being resumed."""
         self.history: list[dict] = []
         self.best = {"test_acc": -1.0, "epoch": None}
         if self.resume_ckpt is not None:
             self._restore(self.resume_ckpt)
+
+    def _setup_training_step(self) -> None:
+        """What a training step uses: the ternary layers (their scales are clamped after each
+        step), the gradient-statistics recorder, and the forward function.
+
+        Training forwards go through DDP under torchrun (gradients averaged over ranks;
+        batch-norm buffers are not broadcast each step but averaged once per epoch, see
+        _sync_epoch); evaluation and checkpoints use the bare model."""
         self.ternary = [m for _, m in ternary_layers(self.model)]
         self.recorder = GradStatsRecorder(self.model) if self.ternary else None
-        # Training forwards go through DDP under torchrun (gradients averaged over ranks;
-        # batch-norm buffers are not broadcast each step but averaged once per epoch,
-        # see _sync_epoch); evaluation and checkpoints use the bare model.
         self.train_model = self.model
         if self.world > 1:
             import inspect
@@ -308,7 +346,7 @@ class Trainer:
             self.train_model = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None,
                 **no_sync)
-        self.forward = (torch.compile(self.train_model) if cfg.compile else self.train_model)
+        self.forward = (torch.compile(self.train_model) if self.cfg.compile else self.train_model)
 
     # ----- resume
     def _resume_config(self, cli_cfg: TrainConfig, given: set[str]) -> TrainConfig:
