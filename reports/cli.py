@@ -6,9 +6,8 @@ from __future__ import annotations
 import argparse
 import copy
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Sequence
 
 from ttq_core import distributed
 from ttq_core.errors import ConfigError, TTQError, describe_os_error
@@ -40,6 +39,7 @@ a run folder, "." or any folder with other files is refused and left untouched.
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from ttq_core.datasets import DATASETS
     from ttq_analysis.cli_options import add_energy_options
     from ttq_core.cli_options import add_data_dir, add_device, add_progress
     p = argparse.ArgumentParser(
@@ -51,7 +51,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=EPILOG)
     p.add_argument("checkpoints", nargs="+", metavar="CKPT",
                    help="toolkit checkpoints (FP or ternary) or plain state_dicts (with --arch)")
-    p.add_argument("--dataset", default="cifar10", choices=["cifar10", "imagenet"],
+    p.add_argument("--dataset", default="cifar10", choices=list(DATASETS),
                    help="data to measure activations on: the CIFAR-10 test split, or the val/ "
                         "split of an ILSVRC-2012 folder tree given by --data-dir "
                         "(default %(default)s)")
@@ -92,50 +92,12 @@ def _label(path: str, loaded) -> str:
     return f"{base} ({loaded.arch}, {'TTQ' if loaded.is_ternary else 'FP'})"
 
 
-@dataclass
-class MeasurementData:
-    """The images a report measures on: ``data_for(loaded)`` gives them normalised as that
-    checkpoint expects; ``input_shape`` is None for the architecture's own."""
-
-    data_for: Callable
-    images: int
-    split_name: str
-    source: str
-    input_shape: tuple[int, int, int] | None = None
-
-
-def _cifar10_data(args, device) -> MeasurementData:
-    from ttq_core.data import CifarSplit
-    split = CifarSplit.load("test", args.data_dir, limit=args.limit_test,
-                            progress=not args.no_progress)
-
-    def data_for(ld):
-        return split.for_checkpoint(ld.checkpoint if ld is not None else None, device)
-
-    return MeasurementData(data_for, len(split), "CIFAR-10 test split", split.source)
-
-
-def _imagenet_data(args, device) -> MeasurementData:
-    from ttq_core.data.imagenet import imagenet_splits
-    if args.data_dir is None:
-        raise ConfigError("--dataset imagenet needs --data-dir (an ILSVRC-2012 tree with "
-                          "train/<wnid>/ and val/<wnid>/)")
-    if args.workers < 0:
-        raise ConfigError(f"--workers must be >= 0, got {args.workers}")
-    size = args.image_size or 224
-    splits = imagenet_splits(args.data_dir, image_size=size, device=device,
-                             workers=args.workers, limit_test=args.limit_test)
-    shape = (3, size, size) if args.image_size else None
-    return MeasurementData(lambda ld: splits.val, len(splits.val), "ImageNet val split",
-                           splits.source, shape)
-
-
-DATASETS = {"cifar10": _cifar10_data, "imagenet": _imagenet_data}
-"""--dataset name -> how a report gets its measurement images."""
-
-
-def _measurement_data(args, device) -> MeasurementData:
-    return DATASETS[args.dataset](args, device)
+def _measurement_data(args, device):
+    """The report's images, from the dataset registry (``ttq_core.datasets``)."""
+    from ttq_core.datasets import dataset_spec
+    return dataset_spec(args.dataset).measurement(
+        args.data_dir, limit=args.limit_test, device=device, workers=args.workers,
+        image_size=args.image_size, progress=not args.no_progress)
 
 
 def _sanity_warnings(checked, allow: bool) -> dict[str, str]:

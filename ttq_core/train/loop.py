@@ -26,7 +26,6 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -36,8 +35,9 @@ from .. import __version__
 from .. import distributed
 from ..checkpoint import (FORMAT_VERSION, load_model, read_checkpoint_file, save_checkpoint,
                           validate_fields)
-from ..data import balanced_subset, load_cifar10
+from ..data import balanced_subset
 from ..data.device import DeviceData, batch_block
+from ..datasets import DATASETS, DatasetSpec, dataset_spec  # noqa: F401  (the one registry)
 from ..devices import resolve_device  # noqa: F401  (re-exported: ttq_core.train.loop.resolve_device)
 from ..errors import CheckpointError, ConfigError, OutputError, TrainingDiverged
 from ..folder_lock import exclusive_lock
@@ -49,37 +49,6 @@ from .bn_calibration import recalibrate_batchnorm
 from .history import GradStatsRecorder, layer_history
 from .schedule import LRSchedule
 
-
-
-@dataclass(frozen=True)
-class DatasetSpec:
-    loader: Callable | None   # (data_dir, progress=...) -> CifarArrays-like train/test splits
-    num_classes: int | None   # None: read from the data (``prepare``'s ``Split.num_classes``)
-    prepare: Callable | None = None  # (cfg, device) -> Split, for data that is not array-resident
-
-
-def _prepare_imagenet(cfg: TrainConfig, device: torch.device) -> "Split":
-    from ..data.imagenet import imagenet_splits
-    from ..models import model_spec
-    size = cfg.image_size or model_spec(cfg.arch).input_size[-1]
-    s = imagenet_splits(cfg.data_dir, image_size=size, device=device, workers=cfg.workers,
-                        limit_train=cfg.limit_train, limit_test=cfg.limit_test, seed=cfg.seed,
-                        channels_last=device.type == "cuda")
-    return Split(s.train, s.val, s.normalization, s.source, len(s.classes))
-
-
-# Dataset registry: name -> how to load it.
-DATASETS = {"cifar10": DatasetSpec(load_cifar10, 10),
-            # ILSVRC-2012 layout train/<wnid>/*.JPEG, val/<wnid>/*.JPEG (ttq_core.data.imagenet)
-            "imagenet": DatasetSpec(None, None, _prepare_imagenet)}
-
-
-def dataset_spec(name: str) -> DatasetSpec:
-    try:
-        return DATASETS[name]
-    except KeyError:
-        raise ConfigError(f"--dataset: unknown dataset {name!r}; known: "
-                          f"{', '.join(DATASETS)}") from None
 LOG_EVERY = 20  # steps between progress-bar updates (each one synchronises the device)
 
 
