@@ -19,6 +19,9 @@ writes), :func:`to_html` (an escaped ``<table>``), :func:`summary_text` (termina
 All counts and energies are per inference of one input (see ``ttq_analysis``).
 Missing values (an accuracy not recorded, activations not measured, a column that does
 not apply) are NaN in the data and shown as an en dash.
+
+Size: a little over 450 lines: the builders share the caption helpers (what, which
+data, which assumptions); the container and exports are in :mod:`reports.table_format`.
 """
 
 from __future__ import annotations

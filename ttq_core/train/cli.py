@@ -66,6 +66,8 @@ def _glob_value(text: str) -> tuple[str, float]:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``ttq-train`` parser.  Over 60 lines by nature: a declarative table of ~40
+    options in their help groups, each default read from :class:`TrainConfig`."""
     d = TrainConfig()
     p = argparse.ArgumentParser(
         prog="ttq-train", formatter_class=argparse.RawDescriptionHelpFormatter,

@@ -14,6 +14,10 @@ counts, images, gradient statistics) are added over ranks, so every number in th
 history describes all ranks together.  Rank 0 alone writes ``last.pt``, ``best.pt`` and
 ``log.jsonl``; the others wait for it at a barrier.  A single-process run creates no
 process group and computes exactly what it did before.
+
+Size: a little over 450 lines because the :class:`Trainer` (set-up, epoch, checkpoint,
+resume rules) is one idea kept in one place; its parts (data and model set-up, the run
+folder) live in :mod:`.setup` and :mod:`.run_folder`.
 """
 
 from __future__ import annotations
@@ -24,7 +28,6 @@ import json
 import math
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -35,156 +38,21 @@ from .. import __version__
 from .. import distributed
 from ..checkpoint import (FORMAT_VERSION, load_model, read_checkpoint_file, save_checkpoint,
                           validate_fields)
-from ..data import balanced_subset
-from ..data.device import DeviceData, batch_block
 from ..datasets import DATASETS, DatasetSpec, dataset_spec  # noqa: F401  (the one registry)
 from ..devices import resolve_device  # noqa: F401  (re-exported: ttq_core.train.loop.resolve_device)
-from ..errors import CheckpointError, ConfigError, OutputError, TrainingDiverged
+from ..errors import CheckpointError, ConfigError, TrainingDiverged
 from ..folder_lock import exclusive_lock
-from ..io import atomic_write_text
-from ..models import build_model, list_models
-from ..quantize import quant_record, ternarize, ternary_layers
-from .config import TrainConfig
+from ..quantize import quant_record, ternary_layers
 from .bn_calibration import recalibrate_batchnorm
+from .config import TrainConfig
 from .history import GradStatsRecorder, layer_history
+from .run_folder import (RUN_FILES, RUN_LOCK, _make_run_folder,  # noqa: F401
+                         _remove_stale_temp_files, _write_log)
 from .schedule import LRSchedule
+from .setup import (Split, _autocast, _progress, build_initial_model,  # noqa: F401
+                    evaluate, load_data, param_groups)
 
 LOG_EVERY = 20  # steps between progress-bar updates (each one synchronises the device)
-
-
-def _progress(iterable, enabled: bool, **kw):
-    if not enabled:
-        return iterable
-    from tqdm.auto import tqdm
-    return tqdm(iterable, dynamic_ncols=True, leave=False, **kw)
-
-
-@dataclass
-class Split:
-    train: DeviceData      # or anything with the same batches()/num_batches()/len()
-    test: DeviceData
-    normalization: dict
-    source: str
-    num_classes: int | None = None
-
-
-def load_data(cfg: TrainConfig, device: torch.device) -> Split:
-    spec = dataset_spec(cfg.dataset)
-    if spec.prepare is not None:
-        return spec.prepare(cfg, device)
-    arrays = spec.loader(cfg.data_dir, progress=cfg.progress and distributed.is_main())
-    mean, std = arrays.channel_stats()
-    train_x, train_y = arrays.train.images, arrays.train.labels
-    test_x, test_y = arrays.test.images, arrays.test.labels
-    if cfg.limit_train:
-        idx = balanced_subset(train_y, cfg.limit_train)
-        train_x, train_y = train_x[idx], train_y[idx]
-    if cfg.limit_test:
-        idx = balanced_subset(test_y, cfg.limit_test)
-        test_x, test_y = test_x[idx], test_y[idx]
-    channels_last = device.type == "cuda"
-    return Split(DeviceData(train_x, train_y, mean, std, device, channels_last),
-                 DeviceData(test_x, test_y, mean, std, device, channels_last),
-                 {"mean": [float(m) for m in mean], "std": [float(s) for s in std],
-                  "computed_on": "train split, [0, 1] pixel values"},
-                 arrays.source)
-
-
-def build_initial_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, bool]:
-    """The model a fresh run starts from: built, optionally initialised from ``cfg.init``,
-    and ternarized for ``--mode ttq``; and whether it was ternarized here (so its
-    batch-norm statistics are still the float model's)."""
-    if cfg.init:
-        loaded = load_model(cfg.init, arch=cfg.arch)
-        model = loaded.model
-        if loaded.is_ternary and cfg.mode == "fp":
-            raise ConfigError(f"--init {cfg.init} is a ternary checkpoint; --mode fp needs an FP one")
-        already_ternary = loaded.is_ternary
-    else:
-        if cfg.arch not in list_models():
-            raise ConfigError(f"--arch: unknown architecture {cfg.arch!r}; known: "
-                              f"{', '.join(list_models())}")
-        model = build_model(cfg.arch, num_classes=num_classes)
-        already_ternary = False
-    if cfg.mode == "ttq" and not already_ternary:
-        ternarize(model, **cfg.quant_request())
-        return model, True
-    return model, False
-
-
-def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
-    """SGD groups, each with an ``lr_mult`` applied to the scheduled LR.
-
-    Conv/linear weights and biases get weight decay; batch-norm parameters only with
-    ``wd_bn``.  The TTQ scales Wp/Wn form their own group with LR × ``scale_lr_mult`` and
-    the weights' decay when ``wd_scales``; the defaults (1.0, on) make it the same
-    optimisation as the authors' code, where Wp/Wn are ordinary variables of the one
-    momentum-SGD optimizer with L2 decay.  (Scales started at least-squares values ≈ 0.07
-    need a small multiplier: their gradient grows like 1/Wp under batch norm.)
-    """
-    decay, no_decay, scales = [], [], []
-    scale_ids = {id(p) for _, m in ternary_layers(model) for p in (m.quantizer.wp, m.quantizer.wn)}
-    for module in model.modules():
-        for p in module.parameters(recurse=False):
-            if id(p) in scale_ids:
-                scales.append(p)
-            elif isinstance(module, nn.modules.batchnorm._BatchNorm):
-                (decay if cfg.wd_bn else no_decay).append(p)
-            elif p.requires_grad:
-                decay.append(p)
-    groups = [{"params": decay, "weight_decay": cfg.weight_decay, "lr_mult": 1.0},
-              {"params": no_decay, "weight_decay": 0.0, "lr_mult": 1.0}]
-    if scales:
-        groups.append({"params": scales, "weight_decay": cfg.weight_decay if cfg.wd_scales else 0.0,
-                       "lr_mult": cfg.scale_lr_mult})
-    return groups
-
-
-def _autocast(device: torch.device, amp: str):
-    use = amp == "bf16" or (amp == "auto" and device.type == "cuda")
-    if not use:
-        return contextlib.nullcontext()
-    return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
-
-
-@torch.no_grad()
-def evaluate(model: nn.Module, data: DeviceData, batch_size: int, device: torch.device,
-             amp: str = "off", progress: bool = False,
-             shard: tuple[int, int] = (0, 1)) -> tuple[float, float]:
-    """Mean cross-entropy (nats per image) and accuracy (fraction) over ``data``.
-
-    ``shard=(rank, world)`` with ``world > 1`` (every rank of the process group must call
-    it): each rank evaluates a contiguous block of the batches a single process would
-    evaluate (the very same batches) and the loss sum, correct count and image count are
-    summed over ranks, so the accuracy is the single-process one on the same images (the
-    loss too, up to float64 summation order)."""
-    was_training = model.training
-    model.eval()
-    loss_sum = torch.zeros((), dtype=torch.float64, device=device)
-    correct = torch.zeros((), dtype=torch.int64, device=device)
-    seen = 0
-    block = batch_block(data.num_batches(batch_size), shard) if shard[1] > 1 else None
-    batches = _progress(data.batches(batch_size, batch_range=block) if block else
-                        data.batches(batch_size), progress, desc="test",
-                        total=(block[1] - block[0]) if block else data.num_batches(batch_size))
-    for x, y in batches:
-        with _autocast(device, amp):
-            out = model(x)
-        loss_sum += F.cross_entropy(out.float(), y, reduction="sum").double()
-        correct += (out.argmax(1) == y).sum()
-        seen += y.shape[0]
-    model.train(was_training)
-    if shard[1] > 1:
-        loss, right, n = distributed.sum_numbers([float(loss_sum), int(correct), seen], device)
-        n = max(int(n), 1)
-        return loss / n, int(right) / n
-    n = max(len(data), 1)
-    return float(loss_sum) / n, int(correct) / n
-
-
-def _write_log(path: Path, history: list[dict]) -> None:
-    """Rewrite ``log.jsonl`` from ``history`` atomically (used on resume)."""
-    atomic_write_text(path, "".join(json.dumps(entry) + "\n" for entry in history))
 
 
 class Trainer:
@@ -567,8 +435,6 @@ def _test_only_failure(rank: int, epoch: int) -> None:
 # computation are, which do not change the numbers on CPU.
 RESUME_MAY_CHANGE = frozenset({"epochs", "data_dir", "device", "progress", "compile", "workers"})
 RESUME_NOT_RECORDED = frozenset({"progress"})
-RUN_LOCK = ".ttq-train.lock"  # in the run folder while a process trains it
-RUN_FILES = ("last.pt", "best.pt", "log.jsonl")  # what a run folder's writer owns
 
 
 def _test_only_kill(epoch: int) -> None:
@@ -608,26 +474,3 @@ def train(cfg: TrainConfig, given: set[str] | None = None) -> dict:
                 with contextlib.suppress(OSError):
                     out.rmdir()
             raise
-
-
-def _make_run_folder(out: Path) -> bool:
-    """Create ``out`` if missing (one-line errors); return whether it was created here."""
-    if out.exists() and not out.is_dir():
-        raise OutputError(f"--out {out} is a file, not a folder; choose another --out")
-    if out.is_dir():
-        return False
-    try:
-        out.mkdir(parents=True)
-    except FileExistsError:
-        raise OutputError(f"--out {out}: a parent of it is a file, not a folder") from None
-    except OSError as e:
-        raise OutputError(f"--out {out}: cannot create it ({e.strerror})") from None
-    return True
-
-
-def _remove_stale_temp_files(out: Path) -> None:
-    """Remove ``.<file>.*.tmp`` left in ``out`` by a save that was killed (lock held)."""
-    for name in RUN_FILES:
-        for tmp in out.glob(f".{name}.*.tmp"):
-            with contextlib.suppress(OSError):
-                tmp.unlink()

@@ -1,0 +1,42 @@
+"""The run folder a ``ttq-train`` run owns: its lock, the files it writes, creating the
+folder and cleaning what a killed save left behind."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from pathlib import Path
+
+from ..errors import OutputError
+from ..io import atomic_write_text
+
+RUN_LOCK = ".ttq-train.lock"  # in the run folder while a process trains it
+RUN_FILES = ("last.pt", "best.pt", "log.jsonl")  # what a run folder's writer owns
+
+
+def _write_log(path: Path, history: list[dict]) -> None:
+    """Rewrite ``log.jsonl`` from ``history`` atomically (used on resume)."""
+    atomic_write_text(path, "".join(json.dumps(entry) + "\n" for entry in history))
+
+
+def _make_run_folder(out: Path) -> bool:
+    """Create ``out`` if missing (one-line errors); return whether it was created here."""
+    if out.exists() and not out.is_dir():
+        raise OutputError(f"--out {out} is a file, not a folder; choose another --out")
+    if out.is_dir():
+        return False
+    try:
+        out.mkdir(parents=True)
+    except FileExistsError:
+        raise OutputError(f"--out {out}: a parent of it is a file, not a folder") from None
+    except OSError as e:
+        raise OutputError(f"--out {out}: cannot create it ({e.strerror})") from None
+    return True
+
+
+def _remove_stale_temp_files(out: Path) -> None:
+    """Remove ``.<file>.*.tmp`` left in ``out`` by a save that was killed (lock held)."""
+    for name in RUN_FILES:
+        for tmp in out.glob(f".{name}.*.tmp"):
+            with contextlib.suppress(OSError):
+                tmp.unlink()
