@@ -277,6 +277,19 @@ def _show(value: Any, present: bool) -> str:
 
 # ----------------------------------------------------------------------------- energy
 
+def ternary_compute_pJ(adds, mults, add_pJ: float, mult_pJ: float):
+    """Compute energy (pJ) of a ternary layer: ``adds`` additions and ``mults``
+    multiplications at the activation precision (numbers or pandas Series).  The one
+    ternary formula: :func:`energy_columns` and the threshold planner both use it."""
+    return adds * add_pJ + mults * mult_pJ
+
+
+def mac_compute_pJ(macs, add_pJ: float, mult_pJ: float):
+    """Compute energy (pJ) of ``macs`` multiply-accumulates (one multiplication plus one
+    addition each) at the activation precision."""
+    return macs * (mult_pJ + add_pJ)
+
+
 def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
                    memory: str = "sram", precision: str = "fp32") -> pd.DataFrame:
     """Per-layer energy (pJ per inference of one image) in the four :data:`SCENARIOS`.
@@ -332,18 +345,19 @@ def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
         raise ValueError("energy_columns: column 'ternary' must be True/False for every layer, found NaN")
 
     add, mult = model.ops_pJ[ops_needed[0]], model.ops_pJ[ops_needed[1]]
-    mac = add + mult
     per_bit = model.memory_pJ_per_bit[memory]
     counts = {col: layers[col].astype(float) for col in _LAYER_COLUMNS if col != "ternary"}
     ternary = layers["ternary"].astype(bool)
 
+    dense_macs = mac_compute_pJ(counts["macs"], add, mult)
+    measured_macs = mac_compute_pJ(counts["effective_macs"], add, mult)
     compute = {
-        "fp32_dense": counts["macs"] * mac,
-        "fp32_measured": counts["effective_macs"] * mac,
-        "ttq_dense": (counts["ternary_adds"] * add + counts["ternary_mults"] * mult)
-        .where(ternary, counts["macs"] * mac),
-        "ttq_measured": (counts["effective_adds"] * add + counts["effective_mults"] * mult)
-        .where(ternary, counts["effective_macs"] * mac),
+        "fp32_dense": dense_macs,
+        "fp32_measured": measured_macs,
+        "ttq_dense": ternary_compute_pJ(counts["ternary_adds"], counts["ternary_mults"], add, mult)
+        .where(ternary, dense_macs),
+        "ttq_measured": ternary_compute_pJ(counts["effective_adds"], counts["effective_mults"],
+                                           add, mult).where(ternary, measured_macs),
     }
     fp_memory = counts["fp_weight_bits"] * per_bit
     ttq_memory = counts["weight_bits"] * per_bit

@@ -70,7 +70,7 @@ from ttq_core.errors import ConfigError
 from ttq_core.quantize import TernaryQuantizer, ternarize, ternary_layers
 from ttq_core.quantize.plan_file import ThresholdPlan
 
-from .energy import DEFAULT_ENERGY_MODEL, EnergyModel, load_energy_model
+from .energy import DEFAULT_ENERGY_MODEL, EnergyModel, load_energy_model, ternary_compute_pJ
 from .results import PJ_PER_UJ
 from .ternary_ops import dense_ternary_ops
 
@@ -155,7 +155,7 @@ def _energy_basis(model: nn.Module, fp_layers: Sequence[str], input_shape, em: E
 
 def _compute_pJ(layer: nn.Module, codes: torch.Tensor, positions: int, basis: _EnergyBasis) -> float:
     adds, mults = dense_ternary_ops(layer, codes, positions)
-    return adds * basis.add_pJ + mults * basis.mult_pJ
+    return ternary_compute_pJ(adds, mults, basis.add_pJ, basis.mult_pJ)
 
 
 # ----------------------------------------------------------------------------- sensitivity
