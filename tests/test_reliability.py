@@ -31,9 +31,8 @@ import torch
 from reports.cli import main as report_main
 from reports.output_folder import MARKER, build_atomically
 from ttq_core.errors import OutputError
-from ttq_core.train import TrainConfig
 from ttq_core.train.cli import main as train_main
-from ttq_core.train.loop import RUN_LOCK, train
+from ttq_core.train.loop import RUN_LOCK
 
 from conftest import CIFAR_ARCHIVE, REPO, needs_cifar
 
