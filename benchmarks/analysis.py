@@ -48,8 +48,8 @@ def in_process_ratios(ckpt: str, data_dir: str | None, device: str, images: int 
     model = loaded.model.eval()
     data = CifarSplit.load("test", data_dir, limit=images, progress=False).for_checkpoint(
         loaded.checkpoint, "cpu")
-    x = torch.cat([xb for xb, _ in data.batches(batch)])
-    y = torch.cat([yb for _, yb in data.batches(batch)])
+    xs, ys = zip(*data.batches(batch))
+    x, y = torch.cat(xs), torch.cat(ys)
     loader = DataLoader(TensorDataset(x, y), batch_size=batch)
 
     def sync():

@@ -247,11 +247,11 @@ def test_analysis_json_of_2026_11_27_loads_into_the_typed_result_and_round_trips
     assert isinstance(a.network, NetworkResult)
     old = raw["network"]
     net = a.network
-    assert net.energy.ttq_measured.total_uJ == old["ttq_measured_total_uJ"] == 11.93898047542
+    assert net.energy.ttq_measured.total_uJ == old["ttq_measured_total_uJ"]
     assert net.energy.fp32_dense.memory_uJ == old["fp32_dense_memory_uJ"]
-    assert net.counts.ternary_adds == old["ternary_adds"] == 21_708_736
+    assert net.counts.ternary_adds == old["ternary_adds"]
     assert net.sparsity.weight_sparsity == old["weight_sparsity"]
-    assert net.accuracy.test_acc == old["test_acc"] == 0.8472
+    assert net.accuracy.test_acc == old["test_acc"]
     assert net.accuracy.test_acc_source == old["test_acc_source"]
     assert net.saving("dense") == old["saving_dense"]
     assert net.sizes.compression == old["compression"]
