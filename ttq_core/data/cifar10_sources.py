@@ -11,6 +11,7 @@ into arrays is :mod:`ttq_core.data.cifar10_decode`'s business.
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import os
 import re
@@ -136,7 +137,11 @@ def _read_archive(path: Path, progress: bool) -> tuple[ArraySplit, ArraySplit, t
     n_images = 0
     current = "<archive header>"
     try:
-        with open(path, "rb") as raw, tarfile.open(fileobj=raw, mode="r|gz") as tar, tqdm(
+        # gzip is unpacked by GzipFile rather than tarfile's "r|gz": tarfile ends the
+        # iteration silently when the cut falls inside a member header, whereas GzipFile
+        # raises EOFError when the stream lacks its end marker (drained below).
+        with open(path, "rb") as raw, gzip.GzipFile(fileobj=raw, mode="rb") as gz, \
+                tarfile.open(fileobj=gz, mode="r|") as tar, tqdm(
             total=path.stat().st_size, desc=f"reading {path.name}", unit="B", unit_scale=True,
             disable=not progress, leave=False,
         ) as bar:
@@ -159,6 +164,8 @@ def _read_archive(path: Path, progress: bool) -> tuple[ArraySplit, ArraySplit, t
                     per_split[m.group("split")].setdefault(m.group("cls"), []).append((f"{path.name}:{name}", data))
                     n_images += 1
             current = "<end of archive>"
+            while gz.read(1 << 20):  # to the gzip trailer: a truncated stream raises EOFError
+                pass
     except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
         raise DataError(
             f"{path} is corrupted or truncated (at member {current}: {type(exc).__name__}: {exc}); "
