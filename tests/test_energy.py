@@ -150,7 +150,8 @@ EXPECTED_SRAM = {
 def test_columns_and_index():
     energy = energy_columns(two_layer_network(), load_energy_model("horowitz45"))
     assert list(energy.index) == ["conv1", "layer1.0.conv1"]
-    assert list(energy.columns) == [f"{s}_{p}_pJ" for s in SCENARIOS for p in ("compute", "memory", "total")]
+    assert list(energy.columns) == [f"{s}_{p}_pJ" for s in SCENARIOS
+                                    for p in ("compute", "memory", "act_memory", "total")]
     assert tuple(energy.columns) == ENERGY_COLUMNS
 
 
@@ -229,7 +230,7 @@ def test_unknown_memory_level():
 
 
 def test_unknown_precision():
-    with pytest.raises(EnergyModelError, match=r"precision 'bf16' needs operations bf16_add and bf16_mult"):
+    with pytest.raises(EnergyModelError, match=r"unknown activation precision 'bf16'; choose one of: fp32, fp16, int8"):
         energy_columns(two_layer_network(), "horowitz45", precision="bf16")
 
 
@@ -359,3 +360,91 @@ def test_wrong_suffix(tmp_path):
     path.write_text("name: x\n")
     with pytest.raises(EnergyModelError, match=r"must end in \.json or \.toml"):
         load_energy_model(path)
+
+
+# ----------------------------------------------------------------------------- activation
+# precision and activation memory (issue 12).  Layer A: FP, reads 1,024 and writes 2,048
+# activations, no zeros.  Layer B: ternary, reads 2,048 (half zero) and writes 2,048
+# (a quarter zero).  horowitz45: int8 mult 0.2, int32 add 0.1, SRAM 5/32 pJ per bit.
+
+def with_activations(**overrides) -> pd.DataFrame:
+    return two_layer_network(**{"in_elements": [1024, 2048], "out_elements": [2048, 2048],
+                                "act_sparsity": [0.0, 0.5], "out_act_sparsity": [0.0, 0.25],
+                                **overrides})
+
+
+def test_int8_arithmetic_and_weight_widths_by_hand():
+    e = energy_columns(with_activations(), "horowitz45", precision="int8")
+    # a MAC = int8 mult + int32 add = 0.3 pJ
+    assert e.loc["conv1", "fp32_dense_compute_pJ"] == pytest.approx(1000 * 0.3)      # 300
+    assert e.loc["conv1", "fp32_measured_compute_pJ"] == pytest.approx(600 * 0.3)    # 180
+    # ternary: 1500 int32 additions + 40 Wp/Wn int8 multiplications
+    assert e.loc["layer1.0.conv1", "ttq_dense_compute_pJ"] == pytest.approx(1500 * 0.1 + 40 * 0.2)
+    assert e.loc["layer1.0.conv1", "ttq_measured_compute_pJ"] == pytest.approx(700 * 0.1 + 30 * 0.2)
+    # the int8 baseline stores 8 bits per weight: 100 x 8 x 5/32 = 125 and 200 x 8 x 5/32 = 250
+    assert e.loc["conv1", "fp32_dense_memory_pJ"] == pytest.approx(125)
+    assert e.loc["layer1.0.conv1", "fp32_dense_memory_pJ"] == pytest.approx(250)
+    # the ternary network: its FP layer at int8 too, the ternary one 2 bits + Wp/Wn
+    assert e.loc["conv1", "ttq_dense_memory_pJ"] == pytest.approx(125)
+    assert e.loc["layer1.0.conv1", "ttq_dense_memory_pJ"] == pytest.approx(464 * 5 / 32)  # 72.5
+    # no activation memory by default
+    assert (e[[f"{s}_act_memory_pJ" for s in SCENARIOS]] == 0).all().all()
+    totals = scenario_totals(e)
+    assert totals["fp32_dense_total_pJ"] == pytest.approx(300 + 125 + 2000 * 0.3 + 250)  # 1275
+    assert totals["ttq_dense_total_pJ"] == pytest.approx(300 + 125 + 158 + 72.5)         # 655.5
+
+
+def test_fp16_weights_are_stored_at_16_bits():
+    e = energy_columns(with_activations(), "horowitz45", precision="fp16")
+    assert e.loc["conv1", "fp32_dense_memory_pJ"] == pytest.approx(3200 / 2 * 5 / 32)  # 250
+    assert e.loc["conv1", "ttq_dense_memory_pJ"] == pytest.approx(250)
+
+
+def test_activation_memory_dense_and_zero_skipping_by_hand():
+    e = energy_columns(with_activations(), "horowitz45", precision="int8", act_memory="sram")
+    q = 5 / 32
+    # dense: (in + out) x 8 bits x q
+    assert e.loc["conv1", "ttq_dense_act_memory_pJ"] == pytest.approx(3072 * 8 * q)     # 3840
+    assert e.loc["layer1.0.conv1", "fp32_dense_act_memory_pJ"] == pytest.approx(4096 * 8 * q)  # 5120
+    # zero-skipping: 1 bit per element + 8 bits per nonzero
+    assert e.loc["conv1", "ttq_measured_act_memory_pJ"] == pytest.approx(
+        (1024 * 9 + 2048 * 9) * q)                                                       # 4320
+    assert e.loc["layer1.0.conv1", "ttq_measured_act_memory_pJ"] == pytest.approx(
+        (2048 * (1 + 0.5 * 8) + 2048 * (1 + 0.75 * 8)) * q)                              # 3840
+    # the baseline and the ternary network share the activations
+    assert e.loc["layer1.0.conv1", "fp32_measured_act_memory_pJ"] == pytest.approx(3840)
+    # total = compute + weight memory + activation memory
+    assert e.loc["layer1.0.conv1", "ttq_measured_total_pJ"] == pytest.approx(
+        700 * 0.1 + 30 * 0.2 + 72.5 + 3840)
+    dram = energy_columns(with_activations(), "horowitz45", precision="int8", act_memory="dram")
+    assert dram.loc["conv1", "ttq_dense_act_memory_pJ"] == pytest.approx(3072 * 8 * 20)
+    assert dram.loc["conv1", "ttq_dense_memory_pJ"] == pytest.approx(125)  # weights stay in SRAM
+
+
+def test_activation_memory_unmeasured_is_nan_for_measured_scenarios():
+    e = energy_columns(with_activations(act_sparsity=[NAN, NAN], out_act_sparsity=[NAN, NAN]),
+                       "horowitz45", act_memory="sram")
+    assert e["ttq_measured_act_memory_pJ"].isna().all()
+    assert e.loc["conv1", "ttq_dense_act_memory_pJ"] == pytest.approx(3072 * 32 * 5 / 32)
+
+
+def test_activation_memory_needs_the_element_counts():
+    with pytest.raises(ValueError, match="in_elements"):
+        energy_columns(two_layer_network(), "horowitz45", act_memory="sram")
+    with pytest.raises(EnergyModelError, match=r"unknown activation memory 'l3'; choose one of: none, sram, dram"):
+        energy_columns(with_activations(), "horowitz45", act_memory="l3")
+
+
+def test_default_flags_reproduce_the_stored_energies_of_2026_11_27():
+    """``tests/data/analysis_2026-11-27.json`` was written before activation precision and
+    activation memory existed: recomputing its layers with the defaults gives its stored
+    energies exactly, and the added activation-memory columns are zero."""
+    from pathlib import Path
+
+    from ttq_analysis import Analysis
+    a = Analysis.from_json(Path(__file__).parent / "data" / "analysis_2026-11-27.json")
+    assert a.meta["precision"] == "fp32" and a.meta["memory"] == "sram"
+    e = energy_columns(a.layers, "horowitz45")
+    old_columns = [f"{s}_{p}_pJ" for s in SCENARIOS for p in ("compute", "memory", "total")]
+    pd.testing.assert_frame_equal(e[old_columns], a.layers[old_columns], check_exact=True)
+    assert (e[[f"{s}_act_memory_pJ" for s in SCENARIOS]] == 0).all().all()

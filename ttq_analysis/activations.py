@@ -8,6 +8,9 @@ hook call, so memory stays flat however many batches run; what is kept grows by 
 integer per image and layer.  Hooks are removed in ``finally``.
 
 Activation sparsity of an image at a layer = zeros in its input / elements of its input.
+A forward hook also counts the zeros of each layer's output as the layer produces it
+(before batch norm or ReLU), summed over all images: the write side of the activation-
+memory energy (``ttq_analysis.energy``).
 """
 
 from __future__ import annotations
@@ -30,6 +33,21 @@ class LayerRecord:
     numel_per_image: int = 0
     zero_counts: list = field(default_factory=list)   # ints (CPU) or int64 tensors (GPU)
     ops: MeasuredOps | None = None
+    out_numel_per_image: int = 0
+    out_zeros: int | torch.Tensor = 0                  # zeros of the output, all images
+    out_images: int = 0
+
+    def add_output(self, y: torch.Tensor) -> None:
+        self.out_numel_per_image = y[0].numel()
+        zeros = y.numel() - torch.count_nonzero(y)
+        self.out_zeros = self.out_zeros + (int(zeros) if y.device.type == "cpu" else zeros)
+        self.out_images += y.shape[0]
+
+    def out_sparsity(self) -> float:
+        """Fraction of zeros in the layer's output over all images (NaN if none seen)."""
+        if not self.out_images or not self.out_numel_per_image:
+            return float("nan")
+        return int(self.out_zeros) / (self.out_numel_per_image * self.out_images)
 
     def add(self, counts: torch.Tensor) -> None:
         # On the CPU keep plain ints: small long-lived tensors between the large freed
@@ -78,6 +96,8 @@ class ActivationProbe:
                 if self._count_ops:
                     record.ops = MeasuredOps(module, codes)
                 self._handles.append(module.register_forward_pre_hook(self._hook(record)))
+                self._handles.append(module.register_forward_hook(
+                    lambda _m, _args, y, record=record: record.add_output(y)))
         except BaseException:
             self.close()
             raise
@@ -164,13 +184,17 @@ def gather_over_ranks(records: dict[str, LayerRecord], run: RunResult) -> RunRes
             "layers": {name: (rec.numel_per_image, rec.zero_array(),
                               None if rec.ops is None else
                               (rec.ops.images, rec.ops.effective_adds, rec.ops.effective_mults,
-                               rec.ops.effective_macs))
+                               rec.ops.effective_macs),
+                              (rec.out_numel_per_image, int(rec.out_zeros), rec.out_images))
                        for name, rec in records.items()}}
     everyone = distributed.all_gather_objects(mine)
     for name, rec in records.items():
         parts = [r["layers"][name] for r in everyone]
         rec.numel_per_image = max(p[0] for p in parts)
         rec.zero_counts = np.concatenate([p[1] for p in parts]).tolist()
+        rec.out_numel_per_image = max(p[3][0] for p in parts)
+        rec.out_zeros = sum(p[3][1] for p in parts)
+        rec.out_images = sum(p[3][2] for p in parts)
         if rec.ops is not None:
             counts = [p[2] for p in parts if p[2] is not None]
             rec.ops.images = sum(c[0] for c in counts)

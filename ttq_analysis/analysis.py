@@ -23,7 +23,9 @@ bias; 32 per FP parameter), ``fp_weight_bits`` (32 per parameter), ``act_sparsit
 (mean over images of the fraction of zeros in the layer's input), ``act_sparsity_std``,
 ``act_sparsity_p05`` … ``_p95``, ``ternary_adds``/``ternary_mults`` (dense activations),
 ``effective_adds``/``effective_mults`` (measured), ``effective_macs`` (MACs with a
-nonzero input), and ``{scenario}_{compute,memory,total}_pJ`` for the four scenarios of
+nonzero input), ``in_elements``/``out_elements`` (activations read/written per image),
+``out_act_sparsity`` (fraction of zeros of the layer's output before batch norm or ReLU,
+over all images), and ``{scenario}_{compute,memory,act_memory,total}_pJ`` for the four scenarios of
 :mod:`ttq_analysis.energy`.  Not-applicable values are NaN (ternary columns of FP layers,
 measured columns without data).
 """
@@ -51,8 +53,8 @@ from ttq_core.models import list_models, model_spec
 from ttq_core.quantize import TernaryLayerMixin
 
 from .activations import ActivationProbe, RunResult, gather_over_ranks, run_batches
-from .energy import (DEFAULT_ENERGY_MODEL, SCENARIOS, EnergyModel, energy_columns,
-                     load_energy_model, scenario_totals)
+from .energy import (DEFAULT_ENERGY_MODEL, SCENARIOS, EnergyModel, check_energy_options,
+                     energy_columns, load_energy_model, scenario_totals)
 from .macs import LAYER_TYPES, count_dense_macs
 from .results import (PJ_PER_UJ, Accuracy, EnergyTotals, NetworkResult, OpCounts, Sizes,
                       Sparsity)
@@ -216,17 +218,28 @@ def _input_batches(data, batches: int | None,
     return gen(), total
 
 
+@dataclass(frozen=True)
+class _LayerShape:
+    """Per image: outputs per filter (conv: H_out·W_out; linear: rows), input elements
+    read and output elements written by the layer."""
+
+    positions: int
+    in_elements: int
+    out_elements: int
+
+
 @torch.no_grad()
-def _output_positions(model: nn.Module, layers: dict[str, nn.Module], input_shape,
-                      device) -> dict[str, int]:
-    """Outputs per filter per image for each layer (conv: H_out·W_out; linear: rows)."""
-    out: dict[str, int] = {}
+def _layer_shapes(model: nn.Module, layers: dict[str, nn.Module], input_shape,
+                  device) -> dict[str, _LayerShape]:
+    """One forward pass of a zero image: the :class:`_LayerShape` of every layer."""
+    out: dict[str, _LayerShape] = {}
     handles = []
     try:
         for name, m in layers.items():
             def hook(module, args, y, name=name):
-                out[name] = int(y[0].numel() // y.shape[1]) if isinstance(module, nn.Conv2d) \
-                    else int(y[0].numel() // y.shape[-1])
+                per_filter = y.shape[1] if isinstance(module, nn.Conv2d) else y.shape[-1]
+                out[name] = _LayerShape(int(y[0].numel() // per_filter), int(args[0][0].numel()),
+                                        int(y[0].numel()))
             handles.append(m.register_forward_hook(hook))
         was_training = model.training
         model.eval()
@@ -250,7 +263,8 @@ def _percentile_cols(values: np.ndarray) -> dict[str, float]:
 def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None = None,
             energy_model: str | os.PathLike | EnergyModel = DEFAULT_ENERGY_MODEL,
             batches: int | None = None, device: str | torch.device | None = None, *,
-            memory: str = "sram", precision: str = "fp32", arch: str | None = None,
+            memory: str = "sram", precision: str = "fp32", act_memory: str = "none",
+            arch: str | None = None,
             count_ops: bool = True, progress: bool = True,
             split_over_ranks: bool | None = None) -> Analysis:
     """Measure a model: dense MACs, ternary operations, weight and activation sparsity, energy.
@@ -267,7 +281,11 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
         batches: use at most this many batches of ``data``.
         device: where to run (default: CUDA if available, else CPU).
         memory: level weights are read from, ``"sram"`` or ``"dram"``.
-        precision: arithmetic of the activations (TTQ keeps them FP32).
+        precision: activation precision, ``"fp32"`` (default), ``"fp16"`` or ``"int8"``
+            (:data:`ttq_analysis.energy.ACTIVATION_PRECISIONS`: the arithmetic, and the
+            baseline's weight and every activation's storage width).
+        act_memory: where activations are read and written, ``"none"`` (not counted,
+            default), ``"sram"`` or ``"dram"``.
         count_ops: stream exact measured operation counts (the dearest part).
         split_over_ranks: under torchrun (a process group of several ranks is
             initialised, e.g. by ``ttq_core.distributed.session()``), each rank measures a
@@ -278,6 +296,7 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
     """
     model, arch_name, info = _resolve_model(model_or_checkpoint, arch)
     em = load_energy_model(energy_model)
+    check_energy_options(em, memory, precision, act_memory)  # before any model work
     if input_shape is None:
         if arch_name is None or arch_name not in list_models():
             raise ConfigError("input_shape is required for a model outside the registry")
@@ -292,15 +311,15 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
     codes = {n: (m.ternary_codes() if isinstance(m, TernaryLayerMixin) and m.quantize_enabled
                  else None) for n, m in layers.items()}
     dense = count_dense_macs(model, input_shape, device)
-    positions = _output_positions(model, layers, input_shape, device)
+    shapes = _layer_shapes(model, layers, input_shape, device)
     records, run = _measure(model, layers, codes, data, batches, device, count_ops, progress,
                             split_over_ranks)
 
-    rows = [_layer_row(name, m, codes[name], dense.layer_macs[name], positions[name],
+    rows = [_layer_row(name, m, codes[name], dense.layer_macs[name], shapes[name],
                        records[name] if records is not None else None)
             for name, m in layers.items()]
     df = pd.DataFrame(rows)
-    energy = energy_columns(df, em, memory=memory, precision=precision)
+    energy = energy_columns(df, em, memory=memory, precision=precision, act_memory=act_memory)
     df = pd.concat([df, energy], axis=1)
     network = _network(df, energy, arch_name, info, run.images,
                        _params_without_scales(model, layers), run.accuracy)
@@ -309,6 +328,7 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
         "images": run.images, "batches_limit": batches,
         "count_ops": bool(count_ops and data is not None),
         "energy_model": em.raw, "memory": memory, "precision": precision,
+        "act_memory": act_memory,
         "other_ops": dense.other_ops, "unsupported_ops": dense.unsupported_ops,
         "conventions": CONVENTIONS, "checkpoint": info,
         "torch": str(torch.__version__),
@@ -337,9 +357,10 @@ def _measure(model, layers, codes, data, batches, device, count_ops: bool, progr
     return probe.records, run
 
 
-def _layer_row(name: str, m: nn.Module, c: torch.Tensor | None, macs: float, positions: int,
-               record) -> dict[str, Any]:
+def _layer_row(name: str, m: nn.Module, c: torch.Tensor | None, macs: float,
+               shape: _LayerShape, record) -> dict[str, Any]:
     """One row of ``Analysis.layers`` (the columns of the module doc) before energy."""
+    positions = shape.positions
     n_weight = m.weight.numel()
     n_bias = m.bias.numel() if m.bias is not None else 0
     params = n_weight + n_bias
@@ -362,6 +383,8 @@ def _layer_row(name: str, m: nn.Module, c: torch.Tensor | None, macs: float, pos
                    ternary_mults=math.nan)
     row["fp_weight_bits"] = float(32 * params)
     row.update(_percentile_cols(record.per_image_sparsity() if record is not None else np.zeros(0)))
+    row.update(in_elements=float(shape.in_elements), out_elements=float(shape.out_elements),
+               out_act_sparsity=record.out_sparsity() if record is not None else math.nan)
     ops = record.ops if record is not None else None
     if ops is not None and ops.images:
         per = ops.per_image()

@@ -17,17 +17,35 @@ A cost model is a JSON or TOML file, chosen by name (a file shipped in
 No energy constant lives in this module: :func:`energy_columns` only multiplies counts
 by the model's numbers.
 
-Counting convention of :func:`energy_columns` (all figures per inference of one image, pJ):
+Counting convention of :func:`energy_columns` (all figures per inference of one image, pJ),
+for an activation precision P (:data:`ACTIVATION_PRECISIONS`: fp32, fp16, int8):
 
-* one multiply-accumulate (MAC) = one multiplication + one addition of ``precision``;
-* activations stay FP32 in TTQ (only the weights are ternary), so the additions and
-  multiplications of a ternary layer are ``precision`` (fp32) additions and multiplications;
+* one multiply-accumulate (MAC) = one multiplication at P (``P_mult``) + one addition at
+  the accumulator precision (fp32 and fp16: the same as P, ``fp32_add``/``fp16_add``, as
+  in the BitNet b1.58 energy comparison; int8: ``int32_add``);
+* a ternary layer's additions and subtractions are accumulator additions, its per-output
+  Wp/Wn multiplications are P multiplications (only the weights are ternary; activations
+  stay at P);
+* the baseline network (the ``fp32_*`` scenarios, named for the default) keeps its
+  weights at P too (32, 16 or 8 bits each: an int8 baseline is an int8 network); the
+  ternary network stores 2 bits per ternary weight + 32 per Wp, Wn and bias, and its FP
+  layers at P;
 * every weight is read once per inference from the chosen memory level (``"sram"`` or
-  ``"dram"``): memory energy = weight bits x (pJ per 32-bit word / 32);
-* bias additions, batch norm, activation functions and activation traffic are not counted.
+  ``"dram"``): weight-memory energy = weight bits x (pJ per 32-bit word / 32);
+* activation memory (``act_memory`` ``"sram"``/``"dram"``; default ``"none"``: not
+  counted): every conv/linear layer reads its input once and writes its output once, P
+  bits per element.  Dense scenarios store activations densely; measured scenarios
+  (zero-skipping hardware) store them as a bitmap (1 bit per element) plus the nonzero
+  values, at the measured zero fraction of the layer's input (reads) and of its output as
+  the layer produces it, before batch norm or ReLU (writes);
+* bias additions, batch norm and activation functions are not counted.
 
 Worked example (horowitz45, SRAM, fp32): an FP layer with 1,000 MACs and 100 weights costs
 1000 x (3.7 + 0.9) = 4,600 pJ compute + 3,200 bits x 5/32 pJ = 500 pJ memory = 5,100 pJ.
+With int8 activations: 1000 x (0.2 + 0.1) = 300 pJ + 800 bits x 5/32 = 125 pJ.  Reading a
+1,024-element input and writing a 2,048-element output from SRAM at fp32 adds
+3,072 x 32 x 5/32 = 15,360 pJ (dense); at 75 % zeros in, 0 % out, zero-skipping costs
+1,024 x (1 + 0.25 x 32) x 5/32 + 2,048 x (1 + 32) x 5/32 = 1,440 + 10,560 = 12,000 pJ.
 """
 
 from __future__ import annotations
@@ -46,7 +64,10 @@ import pandas as pd
 from ttq_core.errors import ConfigError
 
 __all__ = [
+    "ACT_MEMORY_LEVELS",
+    "ACTIVATION_PRECISIONS",
     "ASSUMPTIONS",
+    "ActivationPrecision",
     "ENERGY_COLUMNS",
     "EnergyModel",
     "EnergyModelError",
@@ -56,6 +77,10 @@ __all__ = [
     "energy_columns",
     "load_energy_model",
     "scenario_totals",
+    "activation_precision",
+    "activation_memory_pJ",
+    "check_energy_options",
+    "ENERGY_PARTS",
 ]
 
 SCENARIOS = ("fp32_dense", "fp32_measured", "ttq_dense", "ttq_measured")
@@ -63,14 +88,56 @@ SCENARIOS = ("fp32_dense", "fp32_measured", "ttq_dense", "ttq_measured")
 skipped; ttq_dense: ternary network, dense activations; ttq_measured: ternary network,
 measured (zero-skipping) op counts."""
 
-ENERGY_COLUMNS = tuple(f"{s}_{part}_pJ" for s in SCENARIOS for part in ("compute", "memory", "total"))
+ENERGY_PARTS = ("compute", "memory", "act_memory", "total")
+"""Per scenario: arithmetic, weight memory, activation memory and their sum (pJ)."""
+
+ENERGY_COLUMNS = tuple(f"{s}_{part}_pJ" for s in SCENARIOS for part in ENERGY_PARTS)
+
+
+@dataclass(frozen=True)
+class ActivationPrecision:
+    """How one activation precision is costed.  ``bits``: storage of one activation (and
+    one baseline weight); ``mult``: the operand-precision multiplication (a MAC's, and a
+    ternary layer's Wp/Wn scaling); ``acc_add``: the accumulator addition (a MAC's, and
+    each ternary addition or subtraction); ``accumulator``: its name, for captions."""
+
+    name: str
+    bits: int
+    mult: str
+    acc_add: str
+    accumulator: str
+
+
+ACTIVATION_PRECISIONS = {
+    "fp32": ActivationPrecision("fp32", 32, "fp32_mult", "fp32_add", "fp32"),
+    "fp16": ActivationPrecision("fp16", 16, "fp16_mult", "fp16_add", "fp16"),
+    "int8": ActivationPrecision("int8", 8, "int8_mult", "int32_add", "int32"),
+}
+"""The activation precisions ``--activations`` accepts (default fp32: today's figures)."""
+
+ACT_MEMORY_LEVELS = ("none", "sram", "dram")
+"""Where activations are read and written (``none``: activation traffic not counted)."""
+
+
+def activation_precision(name: str) -> ActivationPrecision:
+    """The :class:`ActivationPrecision` called ``name``; a one-line error otherwise."""
+    try:
+        return ACTIVATION_PRECISIONS[name]
+    except (KeyError, TypeError):
+        raise EnergyModelError(f"unknown activation precision {name!r}; choose one of: "
+                               f"{', '.join(ACTIVATION_PRECISIONS)}") from None
 
 ASSUMPTIONS = (
-    "one multiply-accumulate = one multiplication + one addition",
-    "activations stay FP32 in TTQ (only weights are ternary), so ternary-layer additions and "
-    "multiplications cost FP32 additions and multiplications",
+    "one multiply-accumulate = one multiplication at the activation precision + one addition "
+    "at the accumulator precision (fp32 and fp16: the same; int8: int32)",
+    "only weights are ternary: a ternary layer's additions are accumulator additions and its "
+    "Wp/Wn multiplications are at the activation precision",
+    "the baseline keeps its weights at the activation precision (32, 16 or 8 bits)",
     "every weight is read once per inference from the chosen memory level",
-    "bias additions, batch norm, activation functions and activation memory traffic are not counted",
+    "activation memory, when counted: each conv/linear layer reads its input and writes its "
+    "output once; dense scenarios store activations densely, measured ones as a 1-bit "
+    "zero map plus the nonzero values at the measured zero fractions",
+    "bias additions, batch norm and activation functions are not counted",
 )
 """The assumptions behind :func:`energy_columns`, phrased for a report's method section or caption."""
 
@@ -84,6 +151,7 @@ _MODELS_DIR = "energy_models"
 
 _LAYER_COLUMNS = ("ternary", "macs", "ternary_adds", "ternary_mults", "effective_adds",
                   "effective_mults", "effective_macs", "fp_weight_bits", "weight_bits")
+_ACT_MEMORY_COLUMNS = ("in_elements", "out_elements", "act_sparsity", "out_act_sparsity")
 
 
 class EnergyModelError(ConfigError):
@@ -290,63 +358,89 @@ def mac_compute_pJ(macs, add_pJ: float, mult_pJ: float):
     return macs * (mult_pJ + add_pJ)
 
 
-def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
-                   memory: str = "sram", precision: str = "fp32") -> pd.DataFrame:
-    """Per-layer energy (pJ per inference of one image) in the four :data:`SCENARIOS`.
-
-    ``layers`` has one row per conv/linear layer and the columns ``ternary`` (bool),
-    ``macs``, ``ternary_adds``, ``ternary_mults``, ``effective_adds``, ``effective_mults``,
-    ``effective_macs``, ``fp_weight_bits`` (32 x params) and ``weight_bits`` (bits in this
-    network); NaN marks a count that does not apply or was not measured.  With
-    add = ``{precision}_add`` and mult = ``{precision}_mult`` (pJ), p = pJ per bit of
-    ``memory``, the result has, for each scenario s, ``{s}_compute_pJ``, ``{s}_memory_pJ``
-    and ``{s}_total_pJ`` = compute + memory:
-
-    ============== ================================================ =====================
-    scenario       compute                                          memory
-    ============== ================================================ =====================
-    fp32_dense     macs x (mult + add)                              fp_weight_bits x p
-    fp32_measured  effective_macs x (mult + add)                    fp_weight_bits x p
-    ttq_dense      ternary: ternary_adds x add + ternary_mults x    weight_bits x p
-                   mult; FP layers: macs x (mult + add)
-    ttq_measured   ternary: effective_adds x add + effective_mults  weight_bits x p
-                   x mult; FP layers: effective_macs x (mult + add)
-    ============== ================================================ =====================
-
-    Activations stay FP32 in TTQ (only weights are ternary), so ternary additions and
-    multiplications are ``precision`` operations; each weight is read once per inference
-    from ``memory``; bias additions and batch norm are not counted.  Storage bits are taken
-    as given (``precision`` changes the arithmetic only).  A NaN count gives NaN compute and
-    total (never a silent zero); when no layer is ternary (a plain FP network) all ttq_*
-    columns are NaN, its energy being the fp32_* scenarios.
-
-    Example (horowitz45, sram): an FP layer with macs 1000 and fp_weight_bits 3200 has
-    fp32_dense_compute_pJ = 1000 x (3.7 + 0.9) = 4600, fp32_dense_memory_pJ = 3200 x 5/32 = 500.
-    """
+def check_energy_options(model: EnergyModel | str | os.PathLike, memory: str = "sram",
+                         precision: str = "fp32", act_memory: str = "none") -> ActivationPrecision:
+    """Check that ``model`` can cost weights in ``memory``, ``precision`` activations and
+    activation memory ``act_memory`` (one-line :class:`EnergyModelError` otherwise);
+    returns the :class:`ActivationPrecision`."""
     model = load_energy_model(model)
     if not isinstance(memory, str) or memory not in model.memory_pJ_per_bit:
         raise EnergyModelError(
             f"energy model {model.name}: unknown memory level {memory!r}; "
             f"choose one of: {', '.join(model.memory_pJ_per_bit)}")
-    ops_needed = (f"{precision}_add", f"{precision}_mult")
-    if not isinstance(precision, str) or any(op not in model.ops_pJ for op in ops_needed):
-        precisions = sorted({op.rsplit("_", 1)[0] for op in model.ops_pJ
-                             if op.endswith(("_add", "_mult"))
-                             and f"{op.rsplit('_', 1)[0]}_add" in model.ops_pJ
-                             and f"{op.rsplit('_', 1)[0]}_mult" in model.ops_pJ})
+    prec = activation_precision(precision)
+    missing_ops = [op for op in (prec.mult, prec.acc_add) if op not in model.ops_pJ]
+    if missing_ops:
         raise EnergyModelError(
-            f"energy model {model.name}: precision {precision!r} needs operations "
-            f"{ops_needed[0]} and {ops_needed[1]}; precisions this model has: {', '.join(precisions)}")
-    missing = [col for col in _LAYER_COLUMNS if col not in layers.columns]
+            f"energy model {model.name}: {precision} activations need operations {prec.mult} "
+            f"and {prec.acc_add}; the model lacks {', '.join(missing_ops)}")
+    if act_memory not in ACT_MEMORY_LEVELS:
+        raise EnergyModelError(f"unknown activation memory {act_memory!r}; choose one of: "
+                               f"{', '.join(ACT_MEMORY_LEVELS)}")
+    if act_memory != "none" and act_memory not in model.memory_pJ_per_bit:
+        raise EnergyModelError(
+            f"energy model {model.name}: unknown memory level {act_memory!r} for activations; "
+            f"choose one of: {', '.join(model.memory_pJ_per_bit)}")
+    return prec
+
+
+def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
+                   memory: str = "sram", precision: str = "fp32",
+                   act_memory: str = "none") -> pd.DataFrame:
+    """Per-layer energy (pJ per inference of one image) in the four :data:`SCENARIOS`.
+
+    ``layers`` has one row per conv/linear layer and the columns ``ternary`` (bool),
+    ``macs``, ``ternary_adds``, ``ternary_mults``, ``effective_adds``, ``effective_mults``,
+    ``effective_macs``, ``fp_weight_bits`` (32 x params) and ``weight_bits`` (bits in this
+    network); with ``act_memory`` other than ``"none"`` also ``in_elements`` and
+    ``out_elements`` (activations read and written per image) and ``act_sparsity`` /
+    ``out_act_sparsity`` (measured zero fractions of input and output).  NaN marks a count
+    that does not apply or was not measured.
+
+    ``precision`` is the activation precision P (:data:`ACTIVATION_PRECISIONS`): with
+    mult = P's multiplication, add = its accumulator addition (pJ), w = P's bits / 32,
+    p = pJ per bit of ``memory`` and q = pJ per bit of ``act_memory`` (0 for ``"none"``),
+    the result has, for each scenario s, ``{s}_compute_pJ``, ``{s}_memory_pJ`` (weights),
+    ``{s}_act_memory_pJ`` and ``{s}_total_pJ`` = the sum of the three:
+
+    ============== ================================================ =======================
+    scenario       compute                                          weight memory
+    ============== ================================================ =======================
+    fp32_dense     macs x (mult + add)                              fp_weight_bits x w x p
+    fp32_measured  effective_macs x (mult + add)                    fp_weight_bits x w x p
+    ttq_dense      ternary: ternary_adds x add + ternary_mults x    ternary: weight_bits x p;
+                   mult; FP layers: macs x (mult + add)             FP: fp_weight_bits x w x p
+    ttq_measured   ternary: effective_adds x add + effective_mults  as ttq_dense
+                   x mult; FP layers: effective_macs x (mult + add)
+    ============== ================================================ =======================
+
+    Activation memory (the same for the baseline and the ternary network, which share the
+    activations): dense scenarios (in_elements + out_elements) x bits x q; measured
+    scenarios in_elements x (1 + (1 - act_sparsity) x bits) x q + out_elements x
+    (1 + (1 - out_act_sparsity) x bits) x q (a 1-bit zero map plus the nonzero values).
+
+    With the defaults (fp32, weights in SRAM, no activation memory) every figure is the
+    toolkit's original one.  A NaN count gives NaN compute and total (never a silent zero);
+    when no layer is ternary (a plain FP network) all ttq_* columns are NaN, its energy
+    being the fp32_* scenarios.
+
+    Example (horowitz45, sram): an FP layer with macs 1000 and fp_weight_bits 3200 has
+    fp32_dense_compute_pJ = 1000 x (3.7 + 0.9) = 4600, fp32_dense_memory_pJ = 3200 x 5/32 = 500.
+    """
+    model = load_energy_model(model)
+    prec = check_energy_options(model, memory, precision, act_memory)
+    needed = _LAYER_COLUMNS + (_ACT_MEMORY_COLUMNS if act_memory != "none" else ())
+    missing = [col for col in needed if col not in layers.columns]
     if missing:
         raise ValueError(f"energy_columns: the layer table lacks column(s) {', '.join(missing)}; "
-                         f"it needs {', '.join(_LAYER_COLUMNS)}")
+                         f"it needs {', '.join(needed)}")
     if layers["ternary"].isna().any():
         raise ValueError("energy_columns: column 'ternary' must be True/False for every layer, found NaN")
 
-    add, mult = model.ops_pJ[ops_needed[0]], model.ops_pJ[ops_needed[1]]
+    add, mult = model.ops_pJ[prec.acc_add], model.ops_pJ[prec.mult]
     per_bit = model.memory_pJ_per_bit[memory]
-    counts = {col: layers[col].astype(float) for col in _LAYER_COLUMNS if col != "ternary"}
+    width = prec.bits / 32.0  # baseline (and FP-layer) weight bits relative to 32
+    counts = {col: layers[col].astype(float) for col in needed if col != "ternary"}
     ternary = layers["ternary"].astype(bool)
 
     dense_macs = mac_compute_pJ(counts["macs"], add, mult)
@@ -359,21 +453,43 @@ def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
         "ttq_measured": ternary_compute_pJ(counts["effective_adds"], counts["effective_mults"],
                                            add, mult).where(ternary, measured_macs),
     }
-    fp_memory = counts["fp_weight_bits"] * per_bit
-    ttq_memory = counts["weight_bits"] * per_bit
+    fp_memory = counts["fp_weight_bits"] * width * per_bit
+    ttq_memory = (counts["weight_bits"] * per_bit).where(ternary, fp_memory)
     memory_pJ = {"fp32_dense": fp_memory, "fp32_measured": fp_memory,
                  "ttq_dense": ttq_memory, "ttq_measured": ttq_memory}
+    if act_memory == "none":
+        zero = pd.Series(0.0, index=layers.index)
+        act_pJ = {"dense": zero, "measured": zero}
+    else:
+        act_pJ = activation_memory_pJ(counts["in_elements"], counts["out_elements"],
+                                      counts["act_sparsity"], counts["out_act_sparsity"],
+                                      prec.bits, model.memory_pJ_per_bit[act_memory])
 
     out = pd.DataFrame(index=layers.index)
     for scenario in SCENARIOS:
+        act = act_pJ["measured" if scenario.endswith("_measured") else "dense"]
         out[f"{scenario}_compute_pJ"] = compute[scenario]
         out[f"{scenario}_memory_pJ"] = memory_pJ[scenario]
-        out[f"{scenario}_total_pJ"] = compute[scenario] + memory_pJ[scenario]
+        out[f"{scenario}_act_memory_pJ"] = act
+        out[f"{scenario}_total_pJ"] = compute[scenario] + memory_pJ[scenario] + act
     if not ternary.any():
         for scenario in ("ttq_dense", "ttq_measured"):
-            for part in ("compute", "memory", "total"):
+            for part in ENERGY_PARTS:
                 out[f"{scenario}_{part}_pJ"] = np.nan
     return out
+
+
+def activation_memory_pJ(in_elements, out_elements, in_sparsity, out_sparsity, bits: int,
+                         pJ_per_bit: float) -> dict[str, Any]:
+    """Activation-memory energy (pJ per image) of layers reading ``in_elements`` and writing
+    ``out_elements`` activations of ``bits`` bits at ``pJ_per_bit``: ``"dense"`` (every
+    element stored) and ``"measured"`` (zero-skipping: a 1-bit zero map per element plus
+    the nonzero values, at the measured zero fractions ``in_sparsity``/``out_sparsity``;
+    NaN where not measured).  Numbers or pandas Series."""
+    dense = (in_elements + out_elements) * bits * pJ_per_bit
+    measured = (in_elements * (1.0 + (1.0 - in_sparsity) * bits)
+                + out_elements * (1.0 + (1.0 - out_sparsity) * bits)) * pJ_per_bit
+    return {"dense": dense, "measured": measured}
 
 
 def scenario_totals(energy: pd.DataFrame) -> dict[str, float]:

@@ -35,7 +35,8 @@ PJ_PER_UJ = 1e6
 
 PRECISIONS = ("fp32", "ttq")          # the FP32 twin / the ternary network
 ACTIVATIONS = ("dense", "measured")   # every MAC computed / zero inputs skipped
-PARTS = ("compute", "memory", "total")
+PARTS = ("compute", "memory", "total")      # the flat-dict keys of format version 1
+EXTRA_PARTS = ("act_memory",)                # appended after them
 
 
 def _missing(v: Any) -> bool:
@@ -61,6 +62,9 @@ class ScenarioEnergy:
     compute_uJ: float | None = None
     memory_uJ: float | None = None
     total_uJ: float | None = None
+    act_memory_uJ: float | None = None
+    """Activation reads and writes (0 when not counted, the default; None in files
+    written before it existed).  total = compute + memory (weights) + act_memory."""
 
 
 @dataclass(frozen=True)
@@ -85,7 +89,8 @@ class EnergyTotals:
         def uJ(key):
             v = totals_pJ.get(key)
             return None if _missing(v) else v / PJ_PER_UJ
-        return cls(**{f"{p}_{a}": ScenarioEnergy(*(uJ(f"{p}_{a}_{part}_pJ") for part in PARTS))
+        return cls(**{f"{p}_{a}": ScenarioEnergy(**{f"{part}_uJ": uJ(f"{p}_{a}_{part}_pJ")
+                                                     for part in PARTS + EXTRA_PARTS})
                       for p in PRECISIONS for a in ACTIVATIONS})
 
 
@@ -222,6 +227,12 @@ class NetworkResult:
         d["measured_acc"] = a.measured_acc
         if a.test_acc_source is not None:
             d["test_acc_source"] = a.test_acc_source
+        # keys added later go last, so the older keys keep their order; a file written
+        # before them (all None) is written back without them
+        extra = {f"{p}_{act}_{part}_uJ": getattr(self.energy.scenario(p, act), f"{part}_uJ")
+                 for p in PRECISIONS for act in ACTIVATIONS for part in EXTRA_PARTS}
+        if any(v is not None for v in extra.values()):
+            d.update(extra)
         return d
 
     @classmethod
@@ -232,7 +243,8 @@ class NetworkResult:
             v = d.get(key)
             return None if v is None else float(v)
         energy = EnergyTotals(**{
-            f"{p}_{act}": ScenarioEnergy(*(f(f"{p}_{act}_{part}_uJ") for part in PARTS))
+            f"{p}_{act}": ScenarioEnergy(**{f"{part}_uJ": f(f"{p}_{act}_{part}_uJ")
+                                            for part in PARTS + EXTRA_PARTS})
             for p in PRECISIONS for act in ACTIVATIONS})
         return cls(
             arch=d.get("arch"), ternary=bool(d.get("ternary")), layers=int(d.get("layers") or 0),
