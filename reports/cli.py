@@ -23,15 +23,29 @@ examples:
   # several networks in one Table 3; DRAM weights; a quick look on 1,000 images
   ttq-report r20.pt r32.pt r44.pt --memory dram --limit-test 1000
 
+  # would the saving survive real hardware? int8 activations read and written in SRAM,
+  # and the scenario matrix over two process nodes (45 nm and 7 nm cost models)
+  ttq-report r20.pt --activations int8 --act-memory sram --energy-model horowitz45,jouppi7
+
   # a plain third-party FP state_dict: its energy plus a "what if ternarized" estimate
   ttq-report resnet20-12fdcd6e.th --arch resnet20
 
   # an ImageNet network, measured on 5,000 images of the val/ split
   ttq-report runs/r18-ttq/best.pt --dataset imagenet --data-dir /data/imagenet --limit-test 5000
 
+energy model (the README's "Energy model" section has every assumption): a MAC is a
+multiplication at the --activations precision plus an accumulation (fp32, fp16 or int32);
+a ternary layer adds and subtracts, then scales by Wp/Wn; weights are read once per
+inference from --memory; --act-memory also counts each layer's input reads and output
+writes (dense, or a zero bitmap + nonzero values when zero inputs are skipped).  Every
+ternary network also gets a scenario matrix: its saving under every combination of the
+--energy-model list x {fp32,fp16,int8} x weights {sram,dram} x activations {none,sram,
+dram} x {dense,measured}, with the assumption that moves it most named.
+
 outputs in --out (default reports/<checkpoint-stem>/): report.html (self-contained: open
 it offline or print it), table3_energy.{csv,tex,md}, layers_<network>.{csv,tex,md},
-cost_model.{csv,tex,md}, <network>_<figure>.{svg,png}, analysis.json (every number).
+cost_model*.{csv,tex,md}, scenario_matrix_<network>.{csv,tex,md},
+<network>_<figure>.{svg,png}, analysis.json (every number).
 The report is built aside and moved into place when complete. --out must be missing,
 empty, or an earlier report (it carries a .ttq-report.json marker listing its files):
 a run folder, "." or any folder with other files is refused and left untouched.
@@ -63,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, metavar="DIR",
                    help="report folder: missing, empty or an earlier report, never a folder "
                         "with other files (default reports/<first checkpoint stem>)")
-    add_energy_options(p)
+    add_energy_options(p, several_models=True)
     p.add_argument("--batches", type=int, default=None, metavar="N",
                    help="measure on at most N batches of 256 test images")
     p.add_argument("--limit-test", type=int, default=None, metavar="N",
@@ -130,7 +144,12 @@ def run(args: argparse.Namespace) -> Path:
     from .tables import summary_text
 
     # Everything that can fail cheaply fails before any data or model work.
-    energy = load_energy_model(args.energy_model)
+    from ttq_analysis.cli_options import energy_model_names
+    from ttq_analysis.energy import check_energy_options
+    models = [load_energy_model(m) for m in energy_model_names(args.energy_model)]
+    for m in models:
+        check_energy_options(m, args.memory, args.activations, args.act_memory)
+    energy = models[0]
     loaded, baseline, warnings, out = _check_inputs(args)
     device = resolve_device(args.device)  # under torchrun: cuda -> cuda:LOCAL_RANK
     data = _measurement_data(args, device)
@@ -142,7 +161,7 @@ def run(args: argparse.Namespace) -> Path:
     if not distributed.is_main():  # under torchrun every rank measured its share; rank 0 renders
         return out
     html = render_report(inputs, out, data_description=description, jpeg_note=note,
-                         title=args.title, json_copy=args.json)
+                         title=args.title, json_copy=args.json, energy_models=models)
     print(summary_text([(i.label, i.analysis) for i in inputs],
                        {i.label: i.baseline for i in inputs if i.baseline is not None} or None))
     print(f"report: {html}")
@@ -189,7 +208,8 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
 
     def measure(model, ld=None, path=None):
         a = analyze(model, data=data.data_for(ld), energy_model=energy, batches=args.batches,
-                    device=device, memory=args.memory, progress=not args.no_progress,
+                    device=device, memory=args.memory, precision=args.activations,
+                    act_memory=args.act_memory, progress=not args.no_progress,
                     input_shape=data.input_shape)
         recorded = None
         if ld is not None:  # keep what the checkpoint says about itself

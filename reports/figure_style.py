@@ -18,9 +18,10 @@ PNG_DPI = 150
 
 # Okabe–Ito colours (colour-blind safe); hatches/markers carry the same distinction.
 COLORS = {"pos": "#0072B2", "zero": "#BBBBBB", "neg": "#D55E00",
-          "compute": "#0072B2", "memory": "#E69F00",
+          "compute": "#0072B2", "memory": "#E69F00", "act_memory": "#CC79A7",
           "weight": "#555555", "act": "#009E73", "train": "#0072B2", "test": "#D55E00"}
 HATCHES = {"pos": "///", "zero": "", "neg": "\\\\\\", "compute": "", "memory": "///",
+           "act_memory": "...",
            "weight": "///", "act": ""}
 MARKERS = {"pos": "^", "zero": "o", "neg": "v"}
 REGION_LABELS = {"pos": "+ (w > Δ)", "zero": "0 (|w| ≤ Δ)", "neg": "− (w < −Δ)"}
@@ -83,9 +84,12 @@ def _energy_assumptions(meta: dict) -> str:
     em = (meta.get("energy_model") or {}).get("name", "an unnamed")
     mem = str(meta.get("memory", "sram")).upper()
     prec = str(meta.get("precision", "fp32")).upper()
-    return (f"energy model '{em}', {prec} arithmetic on activations, every weight read once "
-            f"per inference from {mem}; bias, batch norm, activation functions and activation "
-            f"memory traffic not counted")
+    act_mem = str(meta.get("act_memory", "none"))
+    traffic = ("activation memory traffic not counted" if act_mem == "none" else
+               f"activations read and written once per layer from {act_mem.upper()}")
+    return (f"energy model '{em}', {prec} activations (arithmetic and storage), every weight "
+            f"read once per inference from {mem}; {traffic}; bias, batch norm and activation "
+            f"functions not counted")
 
 
 def _energy_unit(max_pj: float) -> tuple[float, str]:

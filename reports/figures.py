@@ -85,7 +85,11 @@ def energy_by_layer(analysis, scenario: str = "ttq_measured") -> FigureSpec | No
         return None
     compute = df[f"{scenario}_compute_pJ"].to_numpy(float)
     memory = df[f"{scenario}_memory_pJ"].to_numpy(float)
-    factor, unit = _energy_unit(float(np.max(compute + memory)))
+    act_col = f"{scenario}_act_memory_pJ"
+    act = df[act_col].to_numpy(float) if act_col in df else np.zeros(len(df))
+    show_act = bool(np.nan_to_num(act).any())
+    act = np.nan_to_num(act)
+    factor, unit = _energy_unit(float(np.max(compute + memory + act)))
     x = np.arange(len(df))
 
     fig = _new_figure((max(6.0, 0.34 * len(df) + 1.5), 3.4))
@@ -94,27 +98,35 @@ def energy_by_layer(analysis, scenario: str = "ttq_measured") -> FigureSpec | No
            linewidth=0.5, hatch=HATCHES["compute"], label="compute")
     ax.bar(x, memory / factor, 0.75, bottom=compute / factor, color=COLORS["memory"],
            edgecolor="black", linewidth=0.5, hatch=HATCHES["memory"], label="weight memory")
+    if show_act:
+        ax.bar(x, act / factor, 0.75, bottom=(compute + memory) / factor,
+               color=COLORS["act_memory"], edgecolor="black", linewidth=0.5,
+               hatch=HATCHES["act_memory"], label="activation memory")
     _label_layers(ax, df["layer"].tolist(), x)
     ax.set_ylabel(f"energy per image ({unit})")
     mode = "measured activations (zero inputs skipped)" if scenario.endswith("_measured") \
         else "dense activations (every MAC computed)"
     net = "ternary network" if scenario.startswith("ttq_") else "FP32 network"
     ax.set_title(f"{meta.get('arch', '')}: energy per layer, {net}, {mode}", loc="left")
-    fig.legend(loc="outside upper right", ncols=2, frameon=False)
+    fig.legend(loc="outside upper right", ncols=3 if show_act else 2, frameon=False)
     ax.grid(axis="y", linewidth=0.3, alpha=0.6)
     ax.set_axisbelow(True)
 
-    total_uj = float((compute + memory).sum()) / 1e6
-    mem_share = float(memory.sum() / (compute + memory).sum())
+    total_uj = float((compute + memory + act).sum()) / 1e6
+    mem_share = float(memory.sum() / (compute + memory + act).sum())
+    act_share = float(act.sum() / (compute + memory + act).sum())
     substitution = "" if scenario == requested else \
         f" (scenario {scenario} drawn because {requested} does not apply to this analysis)"
     measured_on = f", activation sparsity measured on {_images_phrase(meta)}" \
         if scenario.endswith("_measured") else ""
     caption = (f"Energy per inference of one image for each conv/linear layer of "
                f"{_model_phrase(meta)}, scenario {scenario}{substitution}: {net} with {mode}"
-               f"{measured_on}. Bars stack arithmetic (compute) and weight-memory energy in "
-               f"{unit}; the network total is {total_uj:.3g} µJ, {_share(mem_share)} of it "
-               f"weight memory. Assumptions: {_energy_assumptions(meta)}.")
+               f"{measured_on}. Bars stack arithmetic (compute)"
+               + (", weight-memory and activation-memory" if show_act else " and weight-memory")
+               + f" energy in {unit}; the network total is {total_uj:.3g} µJ, "
+               f"{_share(mem_share)} of it weight memory"
+               + (f" and {_share(act_share)} activation memory" if show_act else "")
+               + f". Assumptions: {_energy_assumptions(meta)}.")
     return FigureSpec("energy_by_layer", fig, caption)
 
 

@@ -17,7 +17,7 @@ import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from markupsafe import Markup
@@ -99,10 +99,16 @@ def _history(analysis: Analysis):
 
 def render_report(inputs: list[ReportInput], out_dir: str | os.PathLike, *,
                   data_description: str, jpeg_note: str | None = None,
-                  title: str | None = None, json_copy: str | os.PathLike | None = None) -> Path:
-    """Write the whole report to ``out_dir`` (replaced atomically); return report.html."""
+                  title: str | None = None, json_copy: str | os.PathLike | None = None,
+                  energy_models: Sequence | None = None) -> Path:
+    """Write the whole report to ``out_dir`` (replaced atomically); return report.html.
+
+    ``energy_models``: the cost models the scenario matrix compares (names, paths or
+    ``EnergyModel``s; default: the first analysis's own model)."""
+    models = _matrix_models(inputs, energy_models)
+
     def write(folder: Path) -> None:
-        _write_report(inputs, folder, data_description, jpeg_note, title)
+        _write_report(inputs, folder, data_description, jpeg_note, title, models)
         if json_copy is not None:
             try:
                 atomic_write_bytes(json_copy, (folder / "analysis.json").read_bytes())
@@ -120,8 +126,49 @@ def figure_item(spec: F.FigureSpec, folder: Path, number: int) -> dict:
             "caption": spec.caption, "number": number}
 
 
+def _matrix_models(inputs: list[ReportInput], energy_models: Sequence | None) -> list:
+    """The cost models of the scenario matrix, loaded (one-line error for a bad one)."""
+    from ttq_analysis.energy import _validate, load_energy_model
+    if energy_models:
+        return [load_energy_model(m) for m in energy_models]
+    raw = inputs[0].analysis.meta.get("energy_model") if inputs else None
+    if isinstance(raw, dict) and "ops" in raw:
+        return [_validate(raw, f"{raw.get('name', 'the analysis')} (embedded in the analysis)")]
+    return []
+
+
+def _scenario_sections(inputs: list[ReportInput], models: list, folder: Path,
+                       figure_no: int) -> tuple[list[dict], int]:
+    """The scenario matrix of every ternary network: tables exported, figure saved."""
+    from ttq_analysis.scenario_matrix import scenario_matrix
+
+    from .scenarios import network_scenarios
+    sections = []
+    if not models:
+        return sections, figure_no
+    for inp in inputs:
+        a = inp.analysis
+        if not a.network.ternary:
+            continue
+        matrix = scenario_matrix(a.layers, models,
+                                 baseline_layers=inp.baseline.layers if inp.baseline is not None else None)
+        sec = network_scenarios(inp.label, slugify(inp.label), matrix)
+        T.export(sec["table"], folder)
+        item = None
+        if sec["figure"] is not None:
+            figure_no += 1
+            item = figure_item(sec["figure"], folder, figure_no)
+        sections.append({"label": inp.label, "sentence": sec["sentence"], "figure": item,
+                         "pivots": [T.to_html(t) for t in sec["pivots"]],
+                         "table_name": sec["table"].name,
+                         "baseline": ("the real FP checkpoint with its own activations"
+                                      if inp.baseline is not None else
+                                      "its FP twin (the same layers and activations at full width)")})
+    return sections, figure_no
+
+
 def _write_report(inputs: list[ReportInput], folder: Path, data_description: str,
-                  jpeg_note: str | None, title: str | None) -> None:
+                  jpeg_note: str | None, title: str | None, models: list) -> None:
     entries = [(i.label, i.analysis) for i in inputs]
     baseline = {i.label: i.baseline for i in inputs if i.baseline is not None}
     table3 = T.table3(entries, baseline or None)
@@ -129,7 +176,12 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
     first = inputs[0].analysis
     cost = T.cost_model_table(first)
     T.export(cost, folder)
-    figure_no = 0
+    first_model = (first.meta.get("energy_model") or {}).get("name")
+    other_costs = [T.cost_model_table(first, name=f"cost_model_{m.name}", model_raw=m.raw)
+                   for m in models if m.name != first_model]
+    for table in other_costs:
+        T.export(table, folder)
+    scenario_sections, figure_no = _scenario_sections(inputs, models, folder, 0)
     networks = []
     for inp in inputs:
         a = inp.analysis
@@ -161,6 +213,9 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
         "version": __version__, "torch_version": str(torch.__version__),
         "networks": networks, "summary": [_summary(i) for i in inputs],
         "table3": T.to_html(table3), "cost_model": T.to_html(cost),
+        "other_cost_models": [T.to_html(t) for t in other_costs],
+        "scenarios": scenario_sections,
+        "act_memory": first.meta.get("act_memory", "none"),
         "conventions": first.meta.get("conventions", {}),
         "memory": first.meta.get("memory", "sram"), "precision": first.meta.get("precision", "fp32"),
         "data": {"description": data_description, "jpeg_note": jpeg_note},

@@ -33,7 +33,7 @@ from typing import Any, Iterable, Sequence
 import pandas as pd
 
 from ttq_analysis.analysis import Analysis
-from ttq_analysis.energy import SCENARIOS
+from ttq_analysis.energy import ACTIVATION_PRECISIONS, SCENARIOS
 from ttq_analysis.results import ACTIVATIONS, NetworkResult, savings_over
 from ttq_core.errors import ConfigError
 
@@ -75,11 +75,25 @@ def _data_phrase(a: Analysis) -> str:
 def _assumptions(analyses: Sequence[Analysis]) -> str:
     models = _join(_energy_model_name(a) for a in analyses)
     memory = _join(str(a.meta.get("memory", "unknown")).upper() for a in analyses)
-    precision = _join(str(a.meta.get("precision", "fp32")).upper() for a in analyses)
+    precisions = list(dict.fromkeys(str(a.meta.get("precision", "fp32")) for a in analyses))
+    act_memory = list(dict.fromkeys(str(a.meta.get("act_memory", "none")) for a in analyses))
+    arithmetic = []
+    for p in precisions:
+        spec = ACTIVATION_PRECISIONS.get(p)
+        if spec is None:
+            arithmetic.append(f"{p.upper()} activations")
+        else:
+            arithmetic.append(f"{p.upper()} activations (a MAC = {spec.mult.replace('_', ' ')} + "
+                              f"{spec.acc_add.replace('_', ' ')}; ternary additions are "
+                              f"{spec.accumulator.upper()} additions, Wp/Wn multiplications "
+                              f"{p.upper()}; baseline weights {spec.bits}-bit)")
+    counted = [m for m in act_memory if m != "none"]
+    traffic = (f"activations read and written once per layer from {_join(m.upper() for m in counted)} "
+               f"(dense: every element; measured: a 1-bit zero map plus the nonzero values)"
+               if counted else "activation memory traffic not counted")
     return (f"Energy cost model {models}; weights read once per inference from {memory}; "
-            f"activations stay {precision} (ternary additions and multiplications cost "
-            f"{precision} operations); bias, batch norm, activation functions and activation "
-            f"memory traffic not counted.")
+            f"{_join(arithmetic)}; {traffic}; bias, batch norm and activation functions not "
+            f"counted.")
 
 
 def _analysis_name(a: Analysis) -> str:
@@ -108,16 +122,27 @@ TABLE3_FORMATS = {
 }
 
 
+ACT_MEMORY_COLUMNS = ("act_memory_dense_uJ", "act_memory_measured_uJ")
+"""Table 3 columns added when activation memory is counted (``--act-memory sram|dram``)."""
+
+
 def _energy(net: NetworkResult, precision: str) -> dict[str, float]:
-    """The five energy columns (µJ) of a row: ``precision`` "fp32" or "ttq" scenarios."""
+    """The energy columns (µJ) of a row: ``precision`` "fp32" or "ttq" scenarios."""
     dense, measured = (net.energy.scenario(precision, act) for act in ACTIVATIONS)
     return {
         "compute_dense_uJ": _num(dense.compute_uJ),
         "memory_uJ": _num(dense.memory_uJ),
+        "act_memory_dense_uJ": _num(dense.act_memory_uJ),
         "total_dense_uJ": _num(dense.total_uJ),
         "compute_measured_uJ": _num(measured.compute_uJ),
+        "act_memory_measured_uJ": _num(measured.act_memory_uJ),
         "total_measured_uJ": _num(measured.total_uJ),
     }
+
+
+def _baseline_name(a: Analysis) -> str:
+    """The precision column of a baseline row: FP32, FP16 or INT8 (its arithmetic)."""
+    return str(a.meta.get("precision", "fp32")).upper()
 
 
 def _fp_row(label: str, a: Analysis, *, own_model: bool) -> dict[str, Any]:
@@ -125,7 +150,7 @@ def _fp_row(label: str, a: Analysis, *, own_model: bool) -> dict[str, Any]:
     network whose FP twin (same architecture, this network's activations) is counted."""
     net = a.network
     return {
-        "network": label, "precision": "FP32",
+        "network": label, "precision": _baseline_name(a),
         "test_acc": _num(net.accuracy.test_acc) if own_model else math.nan,
         "params": _num(net.sizes.params),
         "weight_bits": _num(net.sizes.fp_weight_bits),
@@ -225,15 +250,25 @@ def table3(entries: Sequence[tuple[str, Analysis]],
             fp_row = _fp_row(label, a, own_model=False)
             twin_labels.append(label)
         rows.extend([fp_row, _ttq_row(label, a, fp)])
-    df = pd.DataFrame(rows, columns=list(TABLE3_COLUMNS))
-    return Table(name=name, title="Accuracy, size, operations and energy: FP32 vs TTQ",
+    columns = list(TABLE3_COLUMNS)
+    formats = dict(TABLE3_FORMATS)
+    with_act_memory = any(str(a.meta.get("act_memory", "none")) != "none" for a in used)
+    if with_act_memory:  # weights, activations and arithmetic as parts of each total
+        columns.insert(columns.index("total_dense_uJ"), "act_memory_dense_uJ")
+        columns.insert(columns.index("total_measured_uJ"), "act_memory_measured_uJ")
+        formats.update({c: _UJ for c in ACT_MEMORY_COLUMNS})
+    precisions = {str(a.meta.get("precision", "fp32")) for a in used}
+    title_base = "/".join(sorted(p.upper() for p in precisions))
+    df = pd.DataFrame(rows, columns=columns)
+    return Table(name=name, title=f"Accuracy, size, operations and energy: {title_base} vs TTQ",
                  df=df, caption=_table3_caption(entries, baseline, twin_labels,
-                                                baseline_labels, fp_only_labels, used),
-                 formats=dict(TABLE3_FORMATS), group_by="network")
+                                                baseline_labels, fp_only_labels, used,
+                                                with_act_memory),
+                 formats=formats, group_by="network")
 
 
 def _table3_caption(entries, baseline, twin_labels, baseline_labels, fp_only_labels,
-                    used) -> str:
+                    used, with_act_memory: bool = False) -> str:
     parts = [f"Test accuracy (fraction), parameters, weight storage (bits), dense MACs, "
              f"ternary additions and multiplications (dense activations), weight sparsity "
              f"(fraction of zero weights in ternary layers), MAC-weighted activation sparsity "
@@ -261,7 +296,10 @@ def _table3_caption(entries, baseline, twin_labels, baseline_labels, fp_only_lab
     parts.append("Energy columns: dense = every MAC or ternary operation computed (the "
                  "paper's assumption), measured = operations with a zero input skipped on the "
                  "real inputs; memory_uJ = weight reads (the same under both assumptions). "
-                 "Savings = FP32 total / TTQ total under the same activation assumption.")
+                 + ("act_memory_*_uJ = activation reads and writes (dense: every element "
+                    "stored; measured: a 1-bit zero map plus the nonzero values); each total "
+                    "= compute + memory + act_memory. " if with_act_memory else "")
+                 + "Savings = FP32 total / TTQ total under the same activation assumption.")
     parts.append(_assumptions(used))
     return " ".join(parts)
 
@@ -307,24 +345,29 @@ def layer_table(analysis: Analysis, *, name: str = "layers") -> Table:
 
 # ----------------------------------------------------------------------------- cost model
 
-def cost_model_table(analysis: Analysis, *, name: str = "cost_model") -> Table:
-    """Every number of the analysis's energy cost model (``meta["energy_model"]``, as
-    embedded at analysis time) with its unit and source; ``used`` marks the numbers that
-    enter this analysis's energies (the precision's add/mult and the memory level)."""
-    raw = analysis.meta.get("energy_model")
+def cost_model_table(analysis: Analysis, *, name: str = "cost_model",
+                     model_raw: dict | None = None) -> Table:
+    """Every number of an energy cost model with its unit and source: the analysis's own
+    (``meta["energy_model"]``, as embedded at analysis time) or ``model_raw`` (another
+    model the report compares, ``EnergyModel.raw``); ``used`` marks the numbers that enter
+    this analysis's energies under its activation precision and memory levels."""
+    raw = model_raw if model_raw is not None else analysis.meta.get("energy_model")
     if not isinstance(raw, dict) or "ops" not in raw:
         raise ConfigError("cost_model_table: the analysis carries no energy model "
                           "(meta['energy_model']); re-run ttq_analysis.analyze")
     precision = str(analysis.meta.get("precision", "fp32"))
+    prec = ACTIVATION_PRECISIONS.get(precision)
+    used_ops = (prec.mult, prec.acc_add) if prec else (f"{precision}_add", f"{precision}_mult")
     memory = analysis.meta.get("memory")
+    act_memory = analysis.meta.get("act_memory", "none")
     rows = []
     for op, spec in raw.get("ops", {}).items():
         rows.append({"quantity": op.replace("_", " "), "value_pJ": float(spec["pJ"]),
-                     "per": "operation", "used": op in (f"{precision}_add", f"{precision}_mult"),
+                     "per": "operation", "used": op in used_ops,
                      "source": spec.get("source", "")})
     for level, spec in raw.get("memory", {}).items():
         rows.append({"quantity": f"{level.upper()} read", "value_pJ": float(spec["pJ_per_32bit"]),
-                     "per": "32-bit access", "used": level == memory,
+                     "per": "32-bit access", "used": level in (memory, act_memory),
                      "source": spec.get("source", "")})
     for size, spec in (raw.get("cache_pJ_per_64bit") or {}).items():
         rows.append({"quantity": f"{size} cache read", "value_pJ": float(spec["pJ"]),
@@ -336,9 +379,14 @@ def cost_model_table(analysis: Analysis, *, name: str = "cost_model") -> Table:
     caption = (f"Energy cost model {model_name}"
                + (f" ({description.rstrip('.')})" if description else "")
                + f": energy in pJ per operation or per memory access, each with its source. "
-               f"used = enters the energies of {_analysis_name(analysis)}: {precision} "
-               f"addition and multiplication (one MAC = one of each), weights read from "
-               f"{str(memory).upper()} once per inference. Cache figures are informational.")
+               f"used = enters the energies of {_analysis_name(analysis)}: "
+               + (f"{prec.mult.replace('_', ' ')} and {prec.acc_add.replace('_', ' ')} (one MAC "
+                  f"= one of each; {precision} activations, {prec.accumulator} accumulation)"
+                  if prec else f"{precision} addition and multiplication")
+               + f", weights read from {str(memory).upper()} once per inference"
+               + (f", activations read and written in {str(act_memory).upper()}"
+                  if act_memory not in (None, "none") else "")
+               + ". Cache figures are informational.")
     return Table(name=name, title=f"Energy cost model: {model_name}", df=df, caption=caption,
                  formats={"value_pJ": "{:g}"})
 

@@ -81,6 +81,13 @@ CONVENTIONS = {
     "weight_bits": "Ternary: 2 bits per weight + 2×32 for Wp, Wn + 32 per bias; FP: 32 per "
                    "parameter. Each weight is read once per inference. Batch-norm "
                    "parameters (folded into the layers at inference) are not counted.",
+    "energy": "A MAC = one multiplication at the activation precision + one accumulator "
+              "addition (fp32, fp16: the same precision; int8: int32). Ternary layers: "
+              "accumulator additions and activation-precision Wp/Wn multiplications. The "
+              "baseline keeps its weights at the activation precision. Activation memory, "
+              "when counted: each conv/linear layer reads its input and writes its output "
+              "(as produced, before batch norm or ReLU) once; dense scenarios store every "
+              "element, measured ones a 1-bit zero map plus the nonzero values.",
 }
 
 

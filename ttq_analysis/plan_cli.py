@@ -23,9 +23,14 @@ examples:
   # an absolute budget in µJ per inference, weights read from DRAM, data-free sensitivity
   ttq-plan fp.pt --energy-budget 25uJ --memory dram --sensitivity weight_error --out p.json
 
+  # planned for the hardware it will run on: int8 activations, activations in SRAM
+  ttq-plan fp.pt --energy-budget 0.7 --activations int8 --act-memory sram --out p-int8.json
+
 energy: the ttq_dense scenario of ttq-report (dense activations, the paper's convention),
-counted exactly for the codes each sparsity gives; budgets as a fraction refer to the same
-model ternarized at --reference-threshold in every layer. The plan uses the 'sparsity'
+counted exactly for the codes each sparsity gives, under the hardware scenario of
+--energy-model/--memory/--activations/--act-memory (activation memory, when counted, is
+plan-independent, so it makes a fractional budget harder to reach); budgets as a fraction
+refer to the same model ternarized at --reference-threshold in every layer. The plan uses the 'sparsity'
 rule, so fine-tuning keeps each layer's planned fraction of zero weights.
 """
 
@@ -71,7 +76,8 @@ def make_plan(checkpoint: str, *, energy_budget: str, method: str = "energy-awar
               sensitivity: str = "loss", calibration_images: int = 256, grid=None,
               reference_threshold: float = 0.05, keep_fp=None, energy_model=None,
               memory: str = "sram", arch: str | None = None, data_dir=None,
-              progress: bool = True, as_threshold: bool = False):
+              progress: bool = True, as_threshold: bool = False, precision: str = "fp32",
+              act_memory: str = "none"):
     """Load ``checkpoint`` and plan (the work behind ``ttq-plan``; used by ``ttq-sweep``)."""
     from ttq_core.checkpoint import load_model
     from .energy import DEFAULT_ENERGY_MODEL, load_energy_model
@@ -81,6 +87,8 @@ def make_plan(checkpoint: str, *, energy_budget: str, method: str = "energy-awar
     budget = EnergyBudget.parse(energy_budget)
     grid = _check_grid(grid or DEFAULT_GRID)
     energy_model = load_energy_model(energy_model or DEFAULT_ENERGY_MODEL)
+    from .energy import check_energy_options
+    check_energy_options(energy_model, memory, precision, act_memory)
     if not 0 < reference_threshold < 1:
         raise ConfigError(f"--reference-threshold must be in (0, 1), got {reference_threshold}")
     if sensitivity not in SENSITIVITIES:
@@ -92,7 +100,8 @@ def make_plan(checkpoint: str, *, energy_budget: str, method: str = "energy-awar
         raise ConfigError(f"{checkpoint} is a ternary checkpoint; plan from the FP checkpoint "
                           f"TTQ fine-tunes from")
     common = dict(reference_threshold=reference_threshold, keep_fp=keep_fp,
-                  energy_model=energy_model, memory=memory)
+                  energy_model=energy_model, memory=memory, precision=precision,
+                  act_memory=act_memory)
     if method == "uniform":
         plan = uniform_plan(loaded.model, budget, **common)
     else:
@@ -122,7 +131,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                          grid=args.grid, reference_threshold=args.reference_threshold,
                          keep_fp=args.keep_fp, energy_model=args.energy_model,
                          memory=args.memory, arch=args.arch, data_dir=args.data_dir,
-                         progress=not args.no_progress, as_threshold=args.as_threshold)
+                         progress=not args.no_progress, as_threshold=args.as_threshold,
+                         precision=args.activations, act_memory=args.act_memory)
         plan.save(args.out)
     except TTQError as e:
         print(f"ttq-plan: error: {e}", file=sys.stderr)

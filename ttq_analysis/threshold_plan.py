@@ -138,18 +138,23 @@ class _EnergyBasis:
 
 
 def _energy_basis(model: nn.Module, fp_layers: Sequence[str], input_shape, em: EnergyModel,
-                  memory: str, precision: str, reference_t: float) -> tuple[_EnergyBasis, float]:
-    """Plan-independent energy and the reference network's ttq_dense total (pJ)."""
+                  memory: str, precision: str, reference_t: float,
+                  act_memory: str = "none") -> tuple[_EnergyBasis, float]:
+    """Plan-independent energy and the reference network's ttq_dense total (pJ): FP-layer
+    energy, all weight memory and (dense) activation memory do not depend on the plan."""
     from .analysis import analyze
+    from .energy import activation_precision
     ref = ternarize(copy.deepcopy(model), threshold=reference_t, keep_fp=list(fp_layers))
     a = analyze(ref, data=None, input_shape=input_shape, energy_model=em, device="cpu",
-                memory=memory, precision=precision, count_ops=False, progress=False)
+                memory=memory, precision=precision, act_memory=act_memory, count_ops=False,
+                progress=False)
     df = a.layers.set_index("layer")
     tern = df[df["ternary"]]
     fixed = float(df.loc[~df["ternary"], "ttq_dense_total_pJ"].sum()
-                  + tern["ttq_dense_memory_pJ"].sum())
+                  + tern["ttq_dense_memory_pJ"].sum() + tern["ttq_dense_act_memory_pJ"].sum())
+    prec = activation_precision(precision)
     basis = _EnergyBasis(fixed, {n: int(p) for n, p in tern["output_positions"].items()},
-                         em.op(f"{precision}_add"), em.op(f"{precision}_mult"))
+                         em.op(prec.acc_add), em.op(prec.mult))
     return basis, float(df["ttq_dense_total_pJ"].sum())
 
 
@@ -243,10 +248,12 @@ SENSITIVITIES: dict[str, SensitivityFn] = {
 # ----------------------------------------------------------------------------- planning
 
 def _prepare(model: nn.Module, keep_fp, input_shape, energy_model, memory, precision,
-             reference_t):
+             reference_t, act_memory="none"):
     if any(True for _ in ternary_layers(model)):
         raise ConfigError("plan from the FP model that TTQ fine-tunes from, not a ternary one")
     em = load_energy_model(energy_model)
+    from .energy import check_energy_options
+    check_energy_options(em, memory, precision, act_memory)
     if input_shape is None:
         from ttq_core.models import list_models, model_spec
         arch = getattr(model, "arch_name", None)
@@ -259,7 +266,8 @@ def _prepare(model: nn.Module, keep_fp, input_shape, energy_model, memory, preci
     ternary_names = [n for n, _ in ternary_layers(probe)]
     model = copy.deepcopy(model).cpu().float()
     targets = {n: model.get_submodule(n) for n in ternary_names}
-    basis, ref_pJ = _energy_basis(model, fp_layers, input_shape, em, memory, precision, reference_t)
+    basis, ref_pJ = _energy_basis(model, fp_layers, input_shape, em, memory, precision, reference_t,
+                                  act_memory)
     return model, targets, fp_layers, basis, ref_pJ, em, tuple(input_shape)
 
 
@@ -279,23 +287,24 @@ def _check_grid(grid: Sequence[float]) -> list[float]:
 
 
 def _details(budget, budget_pJ, ref_pJ, predicted_pJ, reference_t, em, memory, precision,
-             input_shape, extra) -> dict:
+             input_shape, extra, act_memory="none") -> dict:
     return {"scenario": "ttq_dense", "budget": str(budget), "budget_uJ": budget_pJ / PJ_PER_UJ,
             "reference_threshold": reference_t, "reference_uJ": ref_pJ / PJ_PER_UJ,
             "predicted_uJ": predicted_pJ / PJ_PER_UJ, "predicted_fraction": predicted_pJ / ref_pJ,
             "energy_model": em.name, "memory": memory, "precision": precision,
-            "input_shape": list(input_shape), **extra}
+            "act_memory": act_memory, "input_shape": list(input_shape), **extra}
 
 
 def uniform_plan(model: nn.Module, budget: EnergyBudget | str | float, *,
                  reference_threshold: float = 0.05, keep_fp=None, input_shape=None,
                  energy_model=DEFAULT_ENERGY_MODEL, memory: str = "sram", precision: str = "fp32",
-                 tolerance: float = 1e-4) -> ThresholdPlan:
+                 act_memory: str = "none", tolerance: float = 1e-4) -> ThresholdPlan:
     """One sparsity r for every ternary layer: the smallest r (to ``tolerance``) whose
     ttq_dense energy meets ``budget``."""
     budget = budget if isinstance(budget, EnergyBudget) else EnergyBudget.parse(budget)
     model, targets, fp_layers, basis, ref_pJ, em, shape = _prepare(
-        model, keep_fp, input_shape, energy_model, memory, precision, reference_threshold)
+        model, keep_fp, input_shape, energy_model, memory, precision, reference_threshold,
+        act_memory)
     budget_pJ = budget.resolve_pJ(ref_pJ)
 
     def energy(r: float) -> float:
@@ -316,7 +325,7 @@ def uniform_plan(model: nn.Module, budget: EnergyBudget | str | float, *,
         r = round(hi, 6)
     predicted = energy(r)
     details = _details(budget, budget_pJ, ref_pJ, predicted, reference_threshold, em, memory,
-                       precision, shape, {})
+                       precision, shape, {}, act_memory)
     return ThresholdPlan("sparsity", {n: r for n in targets}, fp_layers, "uniform", details)
 
 
@@ -324,7 +333,7 @@ def energy_aware_plan(model: nn.Module, budget: EnergyBudget | str | float, *,
                       sensitivity: str = "loss", calibration: tuple[torch.Tensor, torch.Tensor] | None = None,
                       grid: Sequence[float] = DEFAULT_GRID, reference_threshold: float = 0.05,
                       keep_fp=None, input_shape=None, energy_model=DEFAULT_ENERGY_MODEL,
-                      memory: str = "sram", precision: str = "fp32",
+                      memory: str = "sram", precision: str = "fp32", act_memory: str = "none",
                       progress: bool = False) -> ThresholdPlan:
     """Per-layer sparsity meeting a ttq_dense energy ``budget`` with the least total
     sensitivity (greedy, see the module doc).
@@ -344,7 +353,8 @@ def energy_aware_plan(model: nn.Module, budget: EnergyBudget | str | float, *,
         raise ConfigError(f"unknown sensitivity {sensitivity!r}; known: {', '.join(SENSITIVITIES)}")
     grid = _check_grid(grid)
     model, targets, fp_layers, basis, ref_pJ, em, shape = _prepare(
-        model, keep_fp, input_shape, energy_model, memory, precision, reference_threshold)
+        model, keep_fp, input_shape, energy_model, memory, precision, reference_threshold,
+        act_memory)
     budget_pJ = budget.resolve_pJ(ref_pJ)
     if calibration is not None:
         calibration = (calibration[0].float().cpu(), calibration[1].long().cpu())
@@ -362,7 +372,7 @@ def energy_aware_plan(model: nn.Module, budget: EnergyBudget | str | float, *,
              "curves": {c.name: {"compute_uJ": [e / PJ_PER_UJ for e in c.compute_pJ],
                                  "sensitivity": c.sensitivity} for c in curves}}
     details = _details(budget, budget_pJ, ref_pJ, predicted, reference_threshold, em, memory,
-                       precision, shape, extra)
+                       precision, shape, extra, act_memory)
     return ThresholdPlan("sparsity", {c.name: c.grid[j] for c, j in zip(curves, choice)},
                          fp_layers, "energy-aware", details)
 
@@ -459,7 +469,10 @@ def plan_summary(plan: ThresholdPlan) -> str:
     """A few lines for the terminal: the budget, the prediction, and r per layer."""
     d = plan.details
     lines = [f"{plan.method} plan ({plan.rule} rule): predicted {d.get('predicted_uJ', math.nan):.4g} µJ "
-             f"per inference (ttq_dense, {d.get('energy_model')}, {d.get('memory')}) = "
+             f"per inference (ttq_dense, {d.get('energy_model')}, weights {d.get('memory')}, "
+             f"{d.get('precision', 'fp32')} activations"
+             + (f", activations in {d['act_memory']}" if d.get("act_memory", "none") != "none" else "")
+             + ") = "
              f"{d.get('predicted_fraction', math.nan):.3f} × the t={d.get('reference_threshold')} "
              f"reference ({d.get('reference_uJ', math.nan):.4g} µJ); budget {d.get('budget')}"]
     width = max(len(n) for n in plan.layers)
