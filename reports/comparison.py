@@ -284,7 +284,53 @@ def findings(entries: Sequence[SweepEntry], table: T.Table) -> list[str]:
             f"Dense-activation assumption: it overstates the ternary networks' energy "
             f"{lo:.2f}–{hi:.2f}× across the settings; it holds (within "
             f"{T.DENSE_TOLERANCE:.0%}) for {', '.join(holding) if holding else 'none of them'}.")
+    front_change = _front_under_default_scenario(entries, df)
+    if front_change:
+        out.append(front_change)
     return out
+
+
+def _front_under_default_scenario(entries: Sequence[SweepEntry], df: pd.DataFrame) -> str | None:
+    """When the sweep was costed under another hardware scenario (``--activations``,
+    ``--act-memory``), whether its Pareto front on measured energy differs from the front
+    under the default scenario (fp32 activations, activation memory not counted), the
+    energies re-costed from the same measured counts (nothing re-measured)."""
+    from ttq_analysis.energy import _validate
+    from ttq_analysis.scenario_matrix import network_energy_uJ
+    meta = entries[0].analysis.meta
+    precision, act_memory = str(meta.get("precision", "fp32")), str(meta.get("act_memory", "none"))
+    if (precision, act_memory) == ("fp32", "none"):
+        return None
+    raw = meta.get("energy_model")
+    if not isinstance(raw, dict):
+        return None
+    model = _validate(raw, f"{raw.get('name')} (embedded in the analysis)")
+    labels = [e.label for e in entries]
+    try:
+        default_energy = [network_energy_uJ(e.analysis.layers, model,
+                                            memory=str(e.analysis.meta.get("memory", "sram")))
+                          ["ttq_measured_total_uJ"] for e in entries]
+    except ValueError:  # an analysis without the per-layer counts it needs
+        return None
+    accs = [float(df.loc[lab, "best_test_acc"]) for lab in labels]
+    default_front = {lab for lab, on in zip(labels, pareto_front(default_energy, accs)) if on}
+    chosen_front = {lab for lab in labels if bool(df.loc[lab, "pareto_measured"])}
+    scenario = (f"{precision} activations"
+                + (f", activations read and written in {act_memory.upper()}"
+                   if act_memory != "none" else ""))
+    ordered = lambda names: ", ".join(lab for lab in labels if lab in names) or "none"  # noqa: E731
+    if default_front == chosen_front:
+        return (f"Hardware scenario: under {scenario} the Pareto front on measured energy is "
+                f"the same as under the default scenario (fp32 activations, activation memory "
+                f"not counted): {ordered(chosen_front)}.")
+    joined, left = chosen_front - default_front, default_front - chosen_front
+    return (f"Hardware scenario: under {scenario} the Pareto front on measured energy is "
+            f"{ordered(chosen_front)}; under the default scenario (fp32 activations, activation "
+            f"memory not counted) it would be {ordered(default_front)}: the front changes"
+            + (f" ({ordered(joined)} join{'s' if len(joined) == 1 else ''}" if joined else " (")
+            + ("; " if joined and left else "")
+            + (f"{ordered(left)} drop{'s' if len(left) == 1 else ''} out" if left else "")
+            + ").")
 
 
 def _replicate_findings(pairs, df) -> list[str]:

@@ -183,6 +183,12 @@ seed=N (default --seed), label=NAME.
 --ablate-grad-scaling adds a plain-STE twin of the first setting (and of every setting
 with --ablate-all).
 
+  # plan and compare for int8 hardware that keeps activations in SRAM: energy budgets,
+  # energies and the Pareto front are under this scenario; the findings say whether the
+  # front differs from the default scenario's (fp32, activation memory not counted)
+  ttq-sweep --init fp.pt --energy-budgets 0.6 --uniform-budgets 0.6 --thresholds 0.05 \
+            --activations int8 --act-memory sram --out sweeps/int8
+
 outputs in --out: plans/<setting>.json, runs/<setting>/{last,best}.pt + log.jsonl,
 report/report.html (+ comparison.{csv,tex,md}, ablation_grad_scaling.*, figures as
 SVG/PNG, sweep.json). Rerunning skips finished runs and resumes interrupted ones.
@@ -373,7 +379,9 @@ def _plan_and_train(args, settings: list[Setting], out: Path, energy) -> list[tu
                 plan = make_plan(args.init, energy_budget=s.value, method=KINDS[s.kind],
                                  sensitivity=args.sensitivity,
                                  calibration_images=args.calibration_images,
-                                 energy_model=energy, memory=args.memory, arch=args.arch,
+                                 energy_model=energy, memory=args.memory,
+                                 precision=args.activations, act_memory=args.act_memory,
+                                 arch=args.arch,
                                  data_dir=args.data_dir, progress=progress)
                 plan.details["budget_spec"] = s.value
                 plan.save(plan_path)
@@ -407,7 +415,8 @@ def _analyse(args, results, energy):
     def measure(path: Path | str, recorded: bool = True):
         ld = load_model(path, arch=args.arch)
         a = analyze(ld.model, data=split.for_checkpoint(ld.checkpoint, device),
-                    energy_model=energy, device=device, memory=args.memory, progress=progress)
+                    energy_model=energy, device=device, memory=args.memory,
+                    precision=args.activations, act_memory=args.act_memory, progress=progress)
         a.meta["checkpoint"] = checkpoint_info(ld, path)
         # a run's best test accuracy as recorded on the sweep's test images; the baseline's
         # measured here on the same images (its own record may be on another test set)

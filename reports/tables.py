@@ -140,6 +140,10 @@ def _energy(net: NetworkResult, precision: str) -> dict[str, float]:
     }
 
 
+def _baseline_names(analyses: Sequence[Analysis]) -> str:
+    return "/".join(dict.fromkeys(_baseline_name(a) for a in analyses)) or "FP32"
+
+
 def _baseline_name(a: Analysis) -> str:
     """The precision column of a baseline row: FP32, FP16 or INT8 (its arithmetic)."""
     return str(a.meta.get("precision", "fp32")).upper()
@@ -299,7 +303,8 @@ def _table3_caption(entries, baseline, twin_labels, baseline_labels, fp_only_lab
                  + ("act_memory_*_uJ = activation reads and writes (dense: every element "
                     "stored; measured: a 1-bit zero map plus the nonzero values); each total "
                     "= compute + memory + act_memory. " if with_act_memory else "")
-                 + "Savings = FP32 total / TTQ total under the same activation assumption.")
+                 + f"Savings = {_baseline_names(used)} total / TTQ total under the same "
+                 f"activation assumption.")
     parts.append(_assumptions(used))
     return " ".join(parts)
 
@@ -512,7 +517,8 @@ def summary_text(entries: Sequence[tuple[str, Analysis]],
 
     text = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows), "",
             "Energies per inference of one input. " + _assumptions([a for _, a in entries]),
-            "Savings: FP32 total / TTQ total, same activations (dense or measured)."]
+            f"Savings: {_baseline_names([a for _, a in entries])} total / TTQ total, same "
+            f"activations (dense or measured)."]
     for label, a in entries:
         d = dense_assumption(a)
         if d is not None:

@@ -205,3 +205,31 @@ def test_help_teaches(module, capsys):
         importlib.import_module(module).main(["--help"])
     out = capsys.readouterr().out
     assert e.value.code == 0 and "examples:" in out and "--energy-budget" in out
+
+
+def test_front_change_under_another_hardware_scenario_by_hand():
+    """The sweep was costed with int8 activations in SRAM; under the default scenario the
+    measured TTQ energy of each setting is (two-layer table of test_energy, horowitz45):
+    FP layer 600 x 4.6 + 500 = 3,260 pJ, plus the ternary layer's effective_adds x 0.9 +
+    30 x 3.7 + 72.5: A (700 adds) 4,073.5, B (300) 3,713.5, C (1,000) 4,343.5 pJ.  With
+    accuracies A 0.69, B 0.70, C 0.85 the default front is {B, C} (A costs more than B
+    and is less accurate); the chosen scenario's front, as stated in the table, is {A, C}."""
+    from reports.comparison import SweepEntry, _front_under_default_scenario
+    from tests.test_energy import with_activations
+    from ttq_analysis import Analysis, load_energy_model
+    meta = {"precision": "int8", "act_memory": "sram", "memory": "sram",
+            "energy_model": load_energy_model("horowitz45").raw}
+    entries = [SweepEntry(label, "", Analysis(with_activations(effective_adds=[float("nan"), adds]),
+                                              None, dict(meta)), [])
+               for label, adds in (("A", 700), ("B", 300), ("C", 1000))]
+    df = pd.DataFrame({"best_test_acc": [0.69, 0.70, 0.85],
+                       "pareto_measured": [True, False, True]}, index=["A", "B", "C"])
+    text = _front_under_default_scenario(entries, df)
+    assert text.startswith("Hardware scenario: under int8 activations, activations read and "
+                           "written in SRAM the Pareto front on measured energy is A, C;")
+    assert "it would be B, C: the front changes (A joins; B drops out)." in text
+    df["pareto_measured"] = [False, True, True]
+    assert "is the same as under the default scenario" in _front_under_default_scenario(entries, df)
+    for e in entries:
+        e.analysis.meta.update(precision="fp32", act_memory="none")
+    assert _front_under_default_scenario(entries, df) is None

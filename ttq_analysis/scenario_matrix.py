@@ -100,6 +100,18 @@ def _totals(layers: pd.DataFrame, model: EnergyModel, memory: str, precision: st
     return {col: float(energy[col].astype(float).sum(skipna=False)) for col in energy.columns}
 
 
+def network_energy_uJ(layers: pd.DataFrame, model: str | os.PathLike | EnergyModel, *,
+                      memory: str = "sram", precision: str = "fp32",
+                      act_memory: str = "none") -> dict[str, float]:
+    """The network totals of one scenario in µJ per inference, keyed like
+    :func:`energy_columns`' columns with ``_uJ`` (e.g. ``ttq_measured_total_uJ``): how an
+    analysis made under one scenario is re-costed under another without re-measuring."""
+    energy = energy_columns(layers, load_energy_model(model), memory=memory,
+                            precision=precision, act_memory=act_memory)
+    return {col[:-len("_pJ")] + "_uJ": float(energy[col].astype(float).sum(skipna=False)) / PJ_PER_UJ
+            for col in energy.columns}
+
+
 @dataclass(frozen=True)
 class MatrixSummary:
     """What a reader needs from a scenario matrix.  ``lowest``/``highest``: the rows (as
@@ -148,4 +160,4 @@ def describe_scenario(row: dict) -> str:
 
 
 __all__ = ["ACT_MODES", "FACTORS", "FACTOR_NAMES", "MATRIX_COLUMNS", "MatrixSummary",
-           "describe_scenario", "scenario_matrix", "summarize"]
+           "describe_scenario", "network_energy_uJ", "scenario_matrix", "summarize"]
