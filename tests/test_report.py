@@ -169,3 +169,48 @@ def test_help_teaches():
 @needs_cifar
 def test_report_opens_in_headless_chromium_without_console_errors(report, tmp_path):
     assert chromium_console_errors(report / "report.html", tmp_path) == []
+
+
+@needs_cifar
+def test_hardware_scenario_flags_and_scenario_matrix(checkpoints, tmp_path):
+    from tests.test_threshold_plan import RESNET20_ACT_ELEMENTS
+    fp, ttq = checkpoints
+    out = tmp_path / "r"
+    assert report_main([str(ttq), "--baseline", str(fp), "--out", str(out), *REPORT_ARGS,
+                        "--limit-test", "64", "--activations", "int8", "--act-memory", "sram",
+                        "--energy-model", "horowitz45,jouppi7"]) == 0
+    summary = json.loads((out / "analysis.json").read_text())
+    net = summary["networks"][0]["analysis"]
+    assert net["meta"]["precision"] == "int8" and net["meta"]["act_memory"] == "sram"
+    # dense activation traffic of ResNet-20 (counted by hand in test_threshold_plan):
+    # 375,882 int8 elements x 8 bits x 5/32 pJ
+    act_uJ = RESNET20_ACT_ELEMENTS * 8 * 5 / 32 / 1e6
+    assert net["network"]["ttq_dense_act_memory_uJ"] == pytest.approx(act_uJ, rel=1e-12)
+    with open(out / "table3_energy.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["precision"] for r in rows] == ["INT8", "TTQ"]
+    for r in rows:   # the parts sum to each total
+        assert float(r["total_dense_uJ"]) == pytest.approx(
+            float(r["compute_dense_uJ"]) + float(r["memory_uJ"]) + float(r["act_memory_dense_uJ"]))
+        assert float(r["total_measured_uJ"]) == pytest.approx(
+            float(r["compute_measured_uJ"]) + float(r["memory_uJ"]) + float(r["act_memory_measured_uJ"]))
+    (matrix_csv,) = out.glob("scenario_matrix_*.csv")
+    with open(matrix_csv) as f:
+        matrix = list(csv.DictReader(f))
+    assert len(matrix) == 2 * 3 * 2 * 3 * 2 and {r["energy_model"] for r in matrix} == {"horowitz45", "jouppi7"}
+    # the matrix's row for the report's own scenario is Table 3's saving
+    (own,) = [r for r in matrix if (r["energy_model"], r["activations"], r["weight_memory"],
+                                    r["act_memory"], r["act_mode"]) == ("horowitz45", "int8", "sram", "sram", "dense")]
+    assert float(own["saving"]) == pytest.approx(float(rows[1]["saving_dense"]), rel=1e-9)
+    html = (out / "report.html").read_text()
+    assert 'id="scenarios"' in html and "Across 72 scenarios (2 cost models)" in html
+    assert "The assumption that moves it most is" in html
+    assert (out / "cost_model_jouppi7.csv").exists() and list(out.glob("*_scenario_matrix.svg"))
+
+
+def test_bad_scenario_flags_one_line(tmp_path):
+    r = _cli("x.pt", "--energy-model", "horowitz45,nosuchmodel", "--out", str(tmp_path / "o"))
+    assert r.returncode == 1 and r.stderr.count("\n") == 1
+    assert "unknown energy model 'nosuchmodel'" in r.stderr
+    r = _cli("x.pt", "--activations", "int4")
+    assert r.returncode == 2 and "invalid choice: 'int4'" in r.stderr

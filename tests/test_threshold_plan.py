@@ -254,3 +254,31 @@ def test_threshold_form_of_a_plan_gives_the_same_codes(fp_model, tmp_path):
     tplan.save(tmp_path / "t.json")
     cfg = TrainConfig(mode="ttq").with_threshold_plan(str(tmp_path / "t.json"))
     assert cfg.layer_thresholds == tplan.layers and cfg.layer_sparsity == {}
+
+
+# ResNet-20 on 32x32 inputs, activations per image read (in) and written (out) by its 21
+# conv/linear layers: conv1 3,072 -> 16,384; layer1 6 x (16,384 -> 16,384); layer2
+# 16,384 -> 8,192 then 5 x (8,192 -> 8,192); layer3 8,192 -> 4,096 then 5 x
+# (4,096 -> 4,096); linear 64 -> 10 (option-A shortcuts have no conv).
+RESNET20_ACT_ELEMENTS = (3072 + 6 * 16384 + 16384 + 5 * 8192 + 8192 + 5 * 4096 + 64
+                         + 16384 + 6 * 16384 + 6 * 8192 + 6 * 4096 + 10)   # 375,882
+
+
+def test_uniform_plan_under_int8_with_activation_memory(fp_model):
+    plain = uniform_plan(fp_model, "0.7", precision="int8")
+    with_act = uniform_plan(fp_model, "0.7", precision="int8", act_memory="sram")
+    assert with_act.details["precision"] == "int8" and with_act.details["act_memory"] == "sram"
+    # the reference network's dense activation traffic: 8 bits x 5/32 pJ per element (SRAM)
+    assert RESNET20_ACT_ELEMENTS == 375882
+    assert with_act.details["reference_uJ"] - plain.details["reference_uJ"] == pytest.approx(
+        RESNET20_ACT_ELEMENTS * 8 * 5 / 32 / 1e6, rel=1e-9)
+    # the prediction is what analyze() gives the planned network under the same scenario
+    (r,) = set(with_act.layers.values())
+    m = ternarize(copy.deepcopy(fp_model), threshold={"*": r}, rule="sparsity",
+                  keep_fp=with_act.keep_fp)
+    measured = analyze(m, data=None, device="cpu", count_ops=False, progress=False,
+                       precision="int8", act_memory="sram").network.energy.ttq_dense.total_uJ
+    assert measured == pytest.approx(with_act.details["predicted_uJ"], rel=1e-12)
+    # activation traffic does not shrink with sparsity: the same fraction needs more zeros
+    (r_plain,) = set(plain.layers.values())
+    assert r > r_plain
