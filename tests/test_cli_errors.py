@@ -1,7 +1,10 @@
 """``ttq-train`` fails cleanly on user mistakes: a non-zero exit, one ``ttq-train: error:``
 line at the end of stderr, no traceback, and no training started (nothing written).
 
-Each case runs ``python -m ttq_core.train`` in a subprocess.  Cases that get as far as
+Each case runs ``ttq_core.train.cli.main`` in this process with stdout/stderr captured
+and any uncaught exception turned into a traceback on stderr (as the interpreter would
+print it), which saves a Python + torch start per case; ``test_entry_point_subprocess``
+runs the real ``python -m ttq_core.train`` once.  Cases that get as far as
 loading data point at the real archive ``../shared/data/cifar10-jpeg.tar.gz`` (decoded
 arrays are cached in the default cache, ~/.cache/ttq, so only the very first run
 decodes it) and pass small --limit-*/--epochs values in case a run could start.
@@ -37,17 +40,43 @@ SMALL = ["--no-progress", "--limit-train", "64", "--limit-test", "64", "--epochs
 
 def run_train(*args: str, out: Path, cwd: Path, data: str | None = None,
               small: bool = True) -> subprocess.CompletedProcess:
-    """Run ``python -m ttq_core.train ARGS --out OUT [--data-dir DATA] [SMALL]``."""
+    """``ttq-train ARGS --out OUT [--data-dir DATA] [SMALL]`` in this process: exit code,
+    stdout and stderr as a subprocess would give them."""
+    import contextlib
+    import io
+    import traceback
+
+    from ttq_core.train.cli import main
+    argv = [*args, "--out", str(out)] + (["--data-dir", data] if data is not None else []) \
+        + (SMALL if small else [])
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved_env = os.environ.pop("TTQ_DATA_DIR", None)  # every case names its data source
+    saved_cwd = os.getcwd()
+    try:
+        os.chdir(cwd)
+        with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
+            try:
+                code = main(argv)
+            except SystemExit as e:  # argparse
+                code = e.code if isinstance(e.code, int) else (0 if e.code is None else 1)
+            except BaseException:  # what the interpreter would print: a traceback
+                traceback.print_exc()
+                code = 1
+    finally:
+        os.chdir(saved_cwd)
+        if saved_env is not None:
+            os.environ["TTQ_DATA_DIR"] = saved_env
+    return subprocess.CompletedProcess(argv, code, stdout.getvalue(), stderr.getvalue())
+
+
+def run_train_subprocess(*args: str, out: Path, cwd: Path) -> subprocess.CompletedProcess:
+    """Run the real ``python -m ttq_core.train ARGS --out OUT``."""
     env = dict(os.environ)
     env.pop("TTQ_DATA_DIR", None)  # every case names its data source explicitly
     # TTQ_CACHE_DIR is deliberately left as is: reuse the default decoded-array cache.
     env["PYTHONPATH"] = os.pathsep.join([str(REPO)] + [p for p in [env.get("PYTHONPATH")] if p])
     env["PYTHONWARNINGS"] = "ignore"
     cmd = [sys.executable, "-m", "ttq_core.train", *args, "--out", str(out)]
-    if data is not None:
-        cmd += ["--data-dir", data]
-    if small:
-        cmd += SMALL
     return subprocess.run(cmd, cwd=cwd, env=env, capture_output=True, text=True,
                           timeout=TIMEOUT)
 
@@ -331,4 +360,13 @@ def test_bad_threshold_plan(tmp_path, out, good_ckpt_bytes, content, fragment):
     proc = run_train("--mode", "ttq", "--init", str(init), "--threshold-plan", str(plan),
                      out=out, cwd=tmp_path, data=str(ARCHIVE))
     assert_clean_error(proc, fragment)
+    assert_not_trained(proc, out)
+
+
+def test_entry_point_subprocess(tmp_path, out):
+    """The real ``python -m ttq_core.train``: a bad flag value is one line, exit 1, no run."""
+    proc = run_train_subprocess("--mode", "ttq", "--init", str(tmp_path / "nope.pt"),
+                                "--data-dir", str(tmp_path / "no-data"), "--no-progress",
+                                out=out, cwd=tmp_path)
+    assert_clean_error(proc, "nope.pt", "does not exist")
     assert_not_trained(proc, out)

@@ -21,8 +21,9 @@ Counting convention of :func:`energy_columns` (all figures per inference of one 
 for an activation precision P (:data:`ACTIVATION_PRECISIONS`: fp32, fp16, int8):
 
 * one multiply-accumulate (MAC) = one multiplication at P (``P_mult``) + one addition at
-  the accumulator precision (fp32 and fp16: the same as P, ``fp32_add``/``fp16_add``, as
-  in the BitNet b1.58 energy comparison; int8: ``int32_add``);
+  the accumulator precision (fp32 and fp16: the same as P, ``fp32_add``/``fp16_add``, a
+  choice kept from earlier versions; FP32 accumulation of fp16 products, as on tensor
+  cores, would cost more; int8: ``int32_add``);
 * a ternary layer's additions and subtractions are accumulator additions, its per-output
   Wp/Wn multiplications are P multiplications (only the weights are ternary; activations
   stay at P);
