@@ -33,6 +33,7 @@ from ttq_core.quantize import TernaryLayerMixin
 
 DEFAULT_TOLERANCE = 1e-5
 VALUES_SHOWN = 16  # distinct values are counted up to this (more: "more than 16")
+_PROBE = 65_536  # weights looked at first when counting values
 
 
 @dataclass(frozen=True)
@@ -68,13 +69,20 @@ def check_tolerance(tolerance: float) -> float:
     return t
 
 
-def _distinct_values(w: torch.Tensor, tol: float) -> int:
-    """Distinct values of ``w`` merging neighbours closer than ``tol`` (capped)."""
+def _count_merged(w: torch.Tensor, tol: float) -> int:
     uniq = torch.unique(w)
     if uniq.numel() <= 1:
         return int(uniq.numel())
-    gaps = uniq[1:] - uniq[:-1]
-    return min(int((gaps > tol).sum()) + 1, VALUES_SHOWN + 1)
+    return int(((uniq[1:] - uniq[:-1]) > tol).sum()) + 1
+
+
+def _distinct_values(w: torch.Tensor, tol: float) -> int:
+    """Distinct values of ``w`` merging neighbours closer than ``tol``, capped at
+    ``VALUES_SHOWN + 1`` (a float layer is recognised from its first 65,536 weights
+    without sorting all of them)."""
+    if w.numel() > _PROBE and _count_merged(w[:_PROBE], tol) > VALUES_SHOWN:
+        return VALUES_SHOWN + 1
+    return min(_count_merged(w, tol), VALUES_SHOWN + 1)
 
 
 def _values_text(n: int) -> str:
