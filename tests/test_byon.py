@@ -501,8 +501,8 @@ TORCHVISION_ALEXNET = {  # torchvision/models/alexnet.py: features / classifier 
 
 
 def _cheap_state_dict(shapes: dict[str, tuple]) -> dict[str, torch.Tensor]:
-    """Tensors of the given shapes backed by one element each (stride 0: tiny files)."""
-    return {k: torch.full((1,), 0.01).expand(s) for k, s in shapes.items()}
+    """Tensors of the given shapes backed by one row each (stride 0 elsewhere: tiny files)."""
+    return {k: torch.linspace(0.01, 0.02, s[-1]).expand(s) for k, s in shapes.items()}
 
 
 def test_torchvision_resnet18_state_dict_loads(tmp_path):

@@ -94,19 +94,20 @@ def detect_ternary(layer: nn.Module, tolerance: float = DEFAULT_TOLERANCE) -> De
     """Whether the weight of a plain conv/linear ``layer`` is ternary (see module doc)."""
     w = layer.weight.detach().float().flatten()
     peak = float(w.abs().max()) if w.numel() else 0.0
-    tol = tolerance * peak
-    values = _distinct_values(w, tol)
     if peak == 0.0 or not math.isfinite(peak):
-        return Detection(None, values, math.nan, math.nan,
+        return Detection(None, int(w.numel() > 0), math.nan, math.nan,
                          "not ternary: every weight is zero" if peak == 0.0 else
                          "not ternary: non-finite weights")
+    tol = tolerance * peak
     zero = w.abs() <= tol
     pos, neg = w[(w > tol)], w[(w < -tol)]
     spread_ok = all(g.numel() == 0 or float(g.max() - g.min()) <= tol for g in (pos, neg))
-    if not spread_ok:
+    if not spread_ok:  # only now count values (a sort), to say how far from ternary it is
+        values = _distinct_values(w, tol)
         return Detection(None, values, math.nan, math.nan,
                          f"not ternary: {_values_text(values)} distinct weight values "
                          f"(tolerance {tolerance:g}·max|w|)")
+    values = sum(1 for g in (pos, neg) if g.numel()) + int(bool(zero.any()))
     if isinstance(layer, nn.Conv2d) and layer.padding_mode != "zeros":
         return Detection(None, values, math.nan, math.nan,
                          f"ternary values but padding_mode={layer.padding_mode!r}: counted "
