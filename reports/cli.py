@@ -4,13 +4,15 @@ and figures (see ``ttq-report --help``)."""
 from __future__ import annotations
 
 import argparse
-import copy
 import sys
 from pathlib import Path
 from typing import Sequence
 
 from ttq_core import distributed
 from ttq_core.errors import ConfigError, TTQError, describe_os_error
+
+from .byon_options import (BYON_EPILOG, add_byon_options, check_byon_options, load_input,
+                           what_if_input)
 
 EPILOG = """\
 examples:
@@ -62,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "activation sparsity, energy under a stated cost model) and write an HTML "
                     "report with Table-3-style FP32 vs ternary energy tables and the training "
                     "history (sparsity evolution, Wp/Wn, gradient statistics).",
-        epilog=EPILOG)
+        epilog=EPILOG + BYON_EPILOG)
     p.add_argument("checkpoints", nargs="+", metavar="CKPT",
                    help="toolkit checkpoints (FP or ternary) or plain state_dicts (with --arch)")
     p.add_argument("--dataset", default="cifar10", choices=list(DATASETS),
@@ -85,6 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--baseline", default=None, metavar="FP_CKPT",
                    help="the real FP checkpoint of the (first) ternary network")
     p.add_argument("--arch", default=None, help="architecture of plain state_dict inputs")
+    add_byon_options(p)
     p.add_argument("--what-if-threshold", type=float, default=0.05, metavar="T",
                    help="for FP inputs: also estimate the network ternarized at this t "
                         "(untrained; default %(default)s)")
@@ -99,11 +102,12 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _label(path: str, loaded) -> str:
+def _label(path: str, loaded, detected_ternary: bool = False) -> str:
     stem = Path(path).stem
     parent = Path(path).parent.name
     base = f"{parent}/{stem}" if parent and stem in ("best", "last") else stem
-    return f"{base} ({loaded.arch}, {'TTQ' if loaded.is_ternary else 'FP'})"
+    kind = "TTQ" if loaded.is_ternary else "ternary, detected" if detected_ternary else "FP"
+    return f"{base} ({loaded.arch}, {kind})"
 
 
 def _measurement_data(args, device):
@@ -171,15 +175,14 @@ def run(args: argparse.Namespace) -> Path:
 def _check_inputs(args):
     """Load and check the checkpoints, the baseline, the output folder and --json before
     any measuring: (loaded checkpoints, baseline or None, sanity warnings, out folder)."""
-    from ttq_core.checkpoint import load_model
-
     from .output_folder import check_destination
     for name in ("batches", "limit_test", "image_size"):
         v = getattr(args, name)
         if v is not None and v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
-    loaded = [load_model(p, arch=args.arch) for p in args.checkpoints]
-    baseline = load_model(args.baseline, arch=args.arch) if args.baseline else None
+    check_byon_options(args)
+    loaded = [load_input(p, args) for p in args.checkpoints]
+    baseline = load_input(args.baseline, args) if args.baseline else None
     if baseline is not None and baseline.is_ternary:
         raise ConfigError(f"--baseline {args.baseline} is a ternary checkpoint; give the FP one")
     warnings = _sanity_warnings(list(zip(args.checkpoints, loaded)) +
@@ -202,15 +205,22 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
     baseline), plus an untrained what-if-ternarized input after each FP checkpoint."""
     from ttq_analysis import analyze
     from ttq_analysis.analysis import checkpoint_info
-    from ttq_core.quantize import ternarize
+    from ttq_core.models import list_models
 
     from .render import ReportInput
 
-    def measure(model, ld=None, path=None):
-        a = analyze(model, data=data.data_for(ld), energy_model=energy, batches=args.batches,
-                    device=device, memory=args.memory, precision=args.activations,
-                    act_memory=args.act_memory, progress=not args.no_progress,
-                    input_shape=data.input_shape)
+    request = getattr(args, "normalization_request", None)
+
+    def measure(model, ld=None, path=None, norm=None):
+        norm = norm or data.normalization_for(ld, request)
+        arch = ld.arch if ld is not None else getattr(model, "arch_name", None)
+        shape = data.input_shape or (None if arch in list_models() else data.sample_shape)
+        a = analyze(model, data=data.batches_for(norm), energy_model=energy,
+                    batches=args.batches, device=device, memory=args.memory,
+                    precision=args.activations, act_memory=args.act_memory,
+                    progress=not args.no_progress, input_shape=shape, arch=arch,
+                    ternary_tolerance=args.ternary_tolerance)
+        a.meta["input_normalization"] = norm.as_meta()
         recorded = None
         if ld is not None:  # keep what the checkpoint says about itself
             a.meta["checkpoint"] = checkpoint_info(ld, path)
@@ -226,23 +236,16 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
     base_analysis = measure(baseline.model, baseline, args.baseline) if baseline else None
     inputs = []
     for path, ld in zip(args.checkpoints, loaded):
-        label = _label(path, ld)
         a = measure(ld.model, ld, path)
+        detected = not ld.is_ternary and a.network.ternary  # ternary weights from elsewhere
+        label = _label(path, ld, detected)
         warning = warnings.get(path)
-        if ld.is_ternary:
+        if ld.is_ternary or detected:
             paired = base_analysis if (base_analysis is not None and not inputs) else None
             inputs.append(ReportInput(label, a, paired, warning=warning))
             continue
         inputs.append(ReportInput(label, a, warning=warning))
-        what_if = ternarize(copy.deepcopy(ld.model), threshold=args.what_if_threshold)
-        w = measure(what_if, None)
-        w.meta["checkpoint"] = {"source": f"{path}, ternarized at t={args.what_if_threshold} "
-                                          f"(least-squares Wp/Wn, not trained)"}
-        inputs.append(ReportInput(
-            f"{label}: what if ternarized at t={args.what_if_threshold}", w, a,
-            note="An estimate: the FP weights ternarized at this threshold without any "
-                 "training, so its accuracy is unknown and its activations would change "
-                 "with fine-tuning."))
+        inputs.append(what_if_input(args, ld, path, label, a, data, device, measure))
     return inputs
 
 

@@ -31,6 +31,7 @@ from ttq_core.io import atomic_write_bytes, atomic_write_text
 from . import figures as F
 from . import tables as T
 from .output_folder import build_atomically
+from .provenance import provenance_lines
 from .templating import environment
 
 RULE_MEANING = {"threshold": "t in Δ = t·max|w|", "sparsity": "target fraction of zero weights r",
@@ -206,6 +207,7 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
             "quant": _quant(a), "run": T.run_description(a),
             "unsupported_ops": a.meta.get("unsupported_ops", {}),
             "other_ops": a.meta.get("other_ops", {}),
+            "provenance": provenance_lines(a.meta),
         })
     context = {
         "title": title or "TTQ efficiency report: " + ", ".join(i.label for i in inputs),

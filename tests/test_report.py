@@ -206,6 +206,10 @@ def test_hardware_scenario_flags_and_scenario_matrix(checkpoints, tmp_path):
     assert 'id="scenarios"' in html and "Across 72 scenarios (2 cost models)" in html
     assert "The assumption that moves it most is" in html
     assert (out / "cost_model_jouppi7.csv").exists() and list(out.glob("*_scenario_matrix.svg"))
+    # the energy-by-layer figure stacks the activation memory too, and says its share
+    assert re.search(r"Bars stack arithmetic \(compute\), weight-memory and activation-memory "
+                     r"energy in \w+; the network total is [\d.]+ µJ, [\d.]+% of it weight "
+                     r"memory and [\d.]+% activation memory", html)
 
 
 def test_bad_scenario_flags_one_line(tmp_path):

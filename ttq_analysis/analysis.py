@@ -56,6 +56,8 @@ from .activations import ActivationProbe, RunResult, gather_over_ranks, run_batc
 from .energy import (DEFAULT_ENERGY_MODEL, SCENARIOS, EnergyModel, check_energy_options,
                      energy_columns, load_energy_model, scenario_totals)
 from .macs import LAYER_TYPES, count_dense_macs
+from .ternary_detect import (DEFAULT_TOLERANCE, check_tolerance, detect_all, detection_meta,
+                             ternary_scales)
 from .results import (PJ_PER_UJ, Accuracy, EnergyTotals, NetworkResult, OpCounts, Sizes,
                       Sparsity)
 from .ternary_ops import dense_ternary_ops
@@ -167,6 +169,8 @@ def checkpoint_info(loaded, source) -> dict[str, Any]:
     for key in CHECKPOINT_FACTS:
         if loaded.checkpoint and key in loaded.checkpoint:
             info[key] = loaded.checkpoint[key]
+    if getattr(loaded, "notes", None):  # repairs made while loading (ttq_core.legacy_state_dict)
+        info["load_notes"] = list(loaded.notes)
     return info
 
 
@@ -273,7 +277,8 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
             memory: str = "sram", precision: str = "fp32", act_memory: str = "none",
             arch: str | None = None,
             count_ops: bool = True, progress: bool = True,
-            split_over_ranks: bool | None = None) -> Analysis:
+            split_over_ranks: bool | None = None,
+            ternary_tolerance: float = DEFAULT_TOLERANCE) -> Analysis:
     """Measure a model: dense MACs, ternary operations, weight and activation sparsity, energy.
 
     Args:
@@ -300,6 +305,15 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
             are gathered, so every rank returns the Analysis a single process computes on
             all the data (every rank must call it, with the whole ``data``).  ``None``
             (default): split whenever such a group is active; ``False``: never.
+        ternary_tolerance: a plain conv/linear layer whose weights take at most three
+            values {−a, 0, +b} (values closer than this fraction of max|w| merged) is
+            counted as ternary (:mod:`ttq_analysis.ternary_detect`; verdicts per layer in
+            ``meta["ternary_detection"]``).
+
+    Any ``nn.Module`` works (give ``input_shape`` outside the registry): its
+    ``nn.Conv2d`` (any groups, kernel, stride) and ``nn.Linear`` (inputs of any rank)
+    layers are the rows; other operators fvcore counts are in ``meta["other_ops"]`` and
+    those it cannot count in ``meta["unsupported_ops"]``.
     """
     model, arch_name, info = _resolve_model(model_or_checkpoint, arch)
     em = load_energy_model(energy_model)
@@ -315,8 +329,11 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
     layers = {n: m for n, m in model.named_modules() if isinstance(m, LAYER_TYPES)}
     if not layers:
         raise ConfigError("the model has no conv or linear layer to analyse")
+    tolerance = check_tolerance(ternary_tolerance)
+    detections = detect_all(layers, tolerance)
     codes = {n: (m.ternary_codes() if isinstance(m, TernaryLayerMixin) and m.quantize_enabled
-                 else None) for n, m in layers.items()}
+                 else detections[n].codes if n in detections else None)
+             for n, m in layers.items()}
     dense = count_dense_macs(model, input_shape, device)
     shapes = _layer_shapes(model, layers, input_shape, device)
     records, run = _measure(model, layers, codes, data, batches, device, count_ops, progress,
@@ -338,6 +355,7 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
         "act_memory": act_memory,
         "other_ops": dense.other_ops, "unsupported_ops": dense.unsupported_ops,
         "conventions": CONVENTIONS, "checkpoint": info,
+        "ternary_detection": detection_meta(detections, tolerance),
         "torch": str(torch.__version__),
     }
     per_image = {name: (records[name].per_image_sparsity() if records is not None else np.zeros(0))
@@ -375,12 +393,12 @@ def _layer_row(name: str, m: nn.Module, c: torch.Tensor | None, macs: float,
                            "ternary": c is not None, "params": params, "macs": float(macs),
                            "output_positions": positions}
     if c is not None:
-        q = m.quantizer
+        wp, wn = ternary_scales(m, c)
         adds, mults = dense_ternary_ops(m, c, positions)
         row.update(weight_sparsity=float((c == 0).sum()) / n_weight,
                    frac_pos=float((c == 1).sum()) / n_weight,
                    frac_neg=float((c == -1).sum()) / n_weight,
-                   wp=q.wp.item(), wn=q.wn.item(),
+                   wp=wp, wn=wn,
                    weight_bits=float(2 * n_weight + 64 + 32 * n_bias),
                    ternary_adds=float(adds), ternary_mults=float(mults))
     else:

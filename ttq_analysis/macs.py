@@ -8,7 +8,9 @@ counts the multiply and the add separately).
 
 Only the ``conv`` and ``linear``/``addmm`` operators of each conv/linear module count as
 the layer's MACs; every other operator fvcore counts (batch norm, pooling, ...) is
-reported apart in :attr:`DenseCounts.other_ops`, and operators fvcore cannot count are
+reported apart in :attr:`DenseCounts.other_ops` (so are conv/linear/matmul operators run
+outside an ``nn.Conv2d``/``nn.Linear`` module, e.g. attention's q·kᵀ, under
+``"<op> outside conv/linear layers"``), and operators fvcore cannot count are
 listed in :attr:`DenseCounts.unsupported_ops`, never silently dropped.  Ternary layers
 are counted with quantization switched off (same shapes, same MACs), so the trace sees
 plain convolutions.
@@ -102,4 +104,9 @@ def count_dense_macs(model: nn.Module, input_shape: tuple[int, ...],
         ops = by_module.get(name, {})
         layer_macs[name] = int(sum(v for k, v in ops.items() if k in CONV_LINEAR_OPS))
     other = {op: int(v) for op, v in total_by_op.items() if op not in CONV_LINEAR_OPS}
+    for op in CONV_LINEAR_OPS:  # e.g. attention's q·kᵀ matmul, a Conv1d: reported, not dropped
+        outside = int(total_by_op.get(op, 0)) - sum(int(by_module.get(n, {}).get(op, 0))
+                                                    for n in names)
+        if outside > 0:
+            other[f"{op} outside conv/linear layers"] = outside
     return DenseCounts(layer_macs, other, {k: int(v) for k, v in unsupported.items()})

@@ -16,8 +16,9 @@ A toolkit checkpoint is a plain dict that ``torch.load(path, weights_only=True)`
     optimizer       optimizer state (only in last.pt, for --resume)
 
 :func:`load_model` is the single entry point that reads such a file, or a plain
-third-party state_dict (bare, under ``state_dict``/``model``/``net``, with or without a
-``module.`` prefix) when the architecture is given.  Every failure is a one-line
+third-party state_dict (bare, under ``state_dict``/``model``/``net``, with or without
+``module.``/``_orig_mod.`` prefixes, with or without BatchNorm ``num_batches_tracked``: see
+:mod:`ttq_core.legacy_state_dict`) when the architecture, or the model itself, is given.  Every failure is a one-line
 :class:`~ttq_core.errors.CheckpointError`.  Nothing is unpickled beyond ``weights_only``.
 """
 
@@ -25,7 +26,7 @@ from __future__ import annotations
 
 import os
 import pickle
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -34,6 +35,7 @@ from torch import nn
 
 from .errors import CheckpointError, ConfigError, OutputError
 from .io import atomic_open
+from .legacy_state_dict import fill_defaultable_buffers, repair_notes, strip_wrapper_prefixes
 from .models import build_model, list_models
 from .quantize import apply_quant_record
 
@@ -95,7 +97,8 @@ class LoadedModel:
     """A model rebuilt from a file.
 
     ``checkpoint`` is the whole toolkit checkpoint dict, or ``None`` for a third-party
-    state_dict; ``source_format`` is ``"ttq-toolkit"`` or ``"state_dict"``.
+    state_dict; ``source_format`` is ``"ttq-toolkit"`` or ``"state_dict"``; ``notes``: one
+    sentence per repair made while loading (prefixes removed, buffers filled).
     """
 
     model: nn.Module
@@ -103,6 +106,7 @@ class LoadedModel:
     arch_kwargs: dict
     checkpoint: dict | None
     source_format: str
+    notes: list[str] = field(default_factory=list)
 
     @property
     def is_ternary(self) -> bool:
@@ -139,7 +143,8 @@ def load_state_dict_checked(model: nn.Module, state_dict: Mapping[str, Any], wha
     model.load_state_dict(state_dict, strict=True)
 
 
-def _extract_state_dict(obj: Any, path: Path) -> dict:
+def _extract_state_dict(obj: Any, path: Path) -> tuple[dict, list[str]]:
+    """The tensors of a third-party file and the wrapper prefixes removed from its keys."""
     if isinstance(obj, Mapping) and obj and all(isinstance(v, torch.Tensor) for v in obj.values()):
         sd = dict(obj)
     else:
@@ -155,9 +160,7 @@ def _extract_state_dict(obj: Any, path: Path) -> dict:
             raise CheckpointError(
                 f"{path} is neither a ttq toolkit checkpoint nor a state_dict of tensors "
                 f"(looked for the keys {', '.join(_STATE_DICT_KEYS)})")
-    if all(k.startswith("module.") for k in sd):
-        sd = {k[len("module."):]: v for k, v in sd.items()}
-    return sd
+    return strip_wrapper_prefixes(sd)
 
 
 def _build(arch: str, arch_kwargs: Mapping, path: Path) -> nn.Module:
@@ -261,18 +264,27 @@ def sanity_problems(loaded: "LoadedModel") -> list[str]:
 
 
 def load_model(path: str | os.PathLike, arch: str | None = None,
-               arch_kwargs: Mapping | None = None, device: str | torch.device = "cpu") -> LoadedModel:
+               arch_kwargs: Mapping | None = None, device: str | torch.device = "cpu", *,
+               model: nn.Module | None = None, model_name: str | None = None) -> LoadedModel:
     """Rebuild a model from a toolkit checkpoint or a third-party state_dict.
 
     ``arch`` is required for a third-party state_dict (``arch_kwargs`` optional; the number
-    of classes is read from the last linear layer's weight when not given).  For a toolkit
-    checkpoint, a given ``arch`` must match the stored one.  The model is returned in
-    eval mode on ``device``.
+    of classes is read from the last linear layer's weight when not given), unless
+    ``model`` is given: a built network (any ``nn.Module``, e.g. from
+    :func:`ttq_core.user_model.build_user_model`) the state_dict is loaded into, named
+    ``model_name`` in reports.  For a toolkit checkpoint, a given ``arch`` must match the
+    stored one, and ``model`` is refused (the checkpoint rebuilds its own).  The model is
+    returned in eval mode on ``device``.
     """
     path = Path(path)
     obj = read_checkpoint_file(path)
     if isinstance(obj, Mapping) and "format_version" in obj:
+        if model is not None:
+            raise CheckpointError(f"{path} is a ttq toolkit checkpoint, which rebuilds its own "
+                                  f"{obj.get('arch')!r}; drop --model")
         loaded = _load_toolkit(obj, path, arch)
+    elif model is not None:
+        loaded = _load_into(obj, path, model, model_name or type(model).__name__)
     else:
         loaded = _load_third_party(obj, path, arch, arch_kwargs)
     loaded.model.to(device).eval()
@@ -316,9 +328,22 @@ def _last_linear_name(model: nn.Module) -> str | None:
     return names[-1] if names else None
 
 
+def _load_repaired(model: nn.Module, sd: dict, removed: list[str], what: str) -> list[str]:
+    """Fill the buffers PyTorch can default, load strictly, and return the repair notes."""
+    sd, filled = fill_defaultable_buffers(model, sd)
+    load_state_dict_checked(model, sd, what)
+    return repair_notes(removed, filled)
+
+
+def _load_into(obj: Any, path: Path, model: nn.Module, name: str) -> LoadedModel:
+    sd, removed = _extract_state_dict(obj, path)
+    notes = _load_repaired(model, sd, removed, f"{path} (into {name})")
+    return LoadedModel(model, name, {}, None, "state_dict", notes)
+
+
 def _load_third_party(obj: Any, path: Path, arch: str | None,
                       arch_kwargs: Mapping | None) -> LoadedModel:
-    sd = _extract_state_dict(obj, path)
+    sd, removed = _extract_state_dict(obj, path)
     if arch is None:
         raise CheckpointError(f"{path} is a plain state_dict, not a ttq toolkit checkpoint; "
                               f"pass --arch (one of {', '.join(list_models())})")
@@ -330,5 +355,5 @@ def _load_third_party(obj: Any, path: Path, arch: str | None,
         if n != model.get_submodule(last).out_features:
             kwargs["num_classes"] = int(n)
             model = _build(arch, kwargs, path)
-    load_state_dict_checked(model, sd, f"{path} (as {arch})")
-    return LoadedModel(model, arch, kwargs, None, "state_dict")
+    notes = _load_repaired(model, sd, removed, f"{path} (as {arch})")
+    return LoadedModel(model, arch, kwargs, None, "state_dict", notes)

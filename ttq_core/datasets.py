@@ -6,29 +6,58 @@ Training: either ``loader`` (``(data_dir, progress=...)`` -> arrays with ``train
 splits, held in memory) with ``num_classes``, or ``prepare`` (``(cfg, device)`` ->
 ``ttq_core.train.loop.Split``) for data streamed from disk.  Measurement: ``measurement``
 (``(data_dir, *, limit, device, workers, image_size, progress)`` ->
-:class:`MeasurementData`).
+:class:`MeasurementData`, which also offers the input normalisations the data can name and
+a few training images for batch-norm re-estimation).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Callable
 
 from .data import load_cifar10
 from .errors import ConfigError
+from .normalization import (IMAGENET_MEAN, IMAGENET_STD, Normalization, NormalizationRequest,
+                            choose_normalization, renormalized)
 
 
 @dataclass
 class MeasurementData:
-    """The images a report measures on: ``data_for(loaded)`` gives them normalised as that
-    checkpoint (a ``LoadedModel``, or None) expects; ``input_shape`` is None for the
-    architecture's own."""
+    """The images a report measures on.
 
-    data_for: Callable
+    ``batches_for(normalization)``: the images normalised so (a ``BatchSource``);
+    ``input_shape``: None for the architecture's own; ``sample_shape``: (C, H, W) of the
+    images themselves (the shape a network outside the registry is traced with);
+    ``default_normalization``: what an input that records none gets unless the user says;
+    ``named_normalizations``: what ``--normalization NAME`` can pick here;
+    ``calibration(n, normalization)``: a fixed class-balanced set of ``n`` *training*
+    images (a ``BatchSource``), for batch-norm re-estimation; ``calibration_name`` says
+    which split they come from.
+    """
+
+    batches_for: Callable[[Normalization], object]
     images: int
     split_name: str
     source: str
     input_shape: tuple[int, int, int] | None = None
+    sample_shape: tuple[int, int, int] = (3, 32, 32)
+    default_normalization: Normalization | None = None
+    named_normalizations: dict = field(default_factory=dict)
+    calibration: Callable[[int, Normalization], object] | None = None
+    calibration_name: str = "training split"
+
+    def normalization_for(self, loaded=None,
+                          request: NormalizationRequest | None = None) -> Normalization:
+        """The normalisation ``loaded`` (a ``LoadedModel`` or None) is measured with: its
+        checkpoint's record, else ``request``, else the default
+        (:func:`ttq_core.normalization.choose_normalization`)."""
+        recorded = ((loaded.checkpoint if loaded is not None else None) or {}).get("normalization")
+        return choose_normalization(recorded, request, self.named_normalizations,
+                                    self.default_normalization)
+
+    def data_for(self, loaded=None, request: NormalizationRequest | None = None):
+        """The images normalised as ``loaded`` expects (see :meth:`normalization_for`)."""
+        return self.batches_for(self.normalization_for(loaded, request))
 
 
 @dataclass(frozen=True)
@@ -42,12 +71,28 @@ class DatasetSpec:
 def _cifar10_measurement(data_dir, *, limit=None, device="cpu", progress=True,
                          **_) -> MeasurementData:
     from .data import CifarSplit
+    from .data.cifar10 import balanced_subset
     split = CifarSplit.load("test", data_dir, limit=limit, progress=progress)
+    stats = split.normalization_for(None)
+    cifar = Normalization(tuple(stats["mean"]), tuple(stats["std"]),
+                          "the CIFAR-10 train split's per-channel mean and std, as ttq-train "
+                          "computes and records them")
+    imagenet = Normalization(IMAGENET_MEAN, IMAGENET_STD, "torchvision's ImageNet mean and std")
+    default = Normalization(cifar.mean, cifar.std,
+                            "default: " + cifar.origin + " (the file records none; pass "
+                            "--normalization or --mean/--std if it was trained otherwise)")
 
-    def data_for(ld):
-        return split.for_checkpoint(ld.checkpoint if ld is not None else None, device)
+    def calibration(n, norm):
+        train = split.arrays.train
+        idx = balanced_subset(train.labels, min(int(n), len(train.labels)))
+        part = CifarSplit("train", train.images[idx], train.labels[idx], split.arrays)
+        return part.device_data(norm.as_dict(), device)
 
-    return MeasurementData(data_for, len(split), "CIFAR-10 test split", split.source)
+    return MeasurementData(lambda norm: split.device_data(norm.as_dict(), device), len(split),
+                           "CIFAR-10 test split", split.source, sample_shape=(3, 32, 32),
+                           default_normalization=default,
+                           named_normalizations={"cifar10": cifar, "imagenet": imagenet},
+                           calibration=calibration, calibration_name="CIFAR-10 train split")
 
 
 def _imagenet_measurement(data_dir, *, limit=None, device="cpu", workers=4, image_size=None,
@@ -62,8 +107,21 @@ def _imagenet_measurement(data_dir, *, limit=None, device="cpu", workers=4, imag
     splits = imagenet_splits(data_dir, image_size=size, device=device, workers=workers,
                              limit_test=limit)
     shape = (3, size, size) if image_size else None
-    return MeasurementData(lambda ld: splits.val, len(splits.val), "ImageNet val split",
-                           splits.source, shape)
+    imagenet = Normalization(IMAGENET_MEAN, IMAGENET_STD, "torchvision's ImageNet mean and std")
+    default = Normalization(IMAGENET_MEAN, IMAGENET_STD, "default: " + imagenet.origin +
+                            " (the file records none; pass --mean/--std if it was trained "
+                            "otherwise)")
+
+    def calibration(n, norm):
+        train = imagenet_splits(data_dir, image_size=size, device=device, workers=workers,
+                                limit_train=int(n)).train
+        return renormalized(train, norm)
+
+    return MeasurementData(lambda norm: renormalized(splits.val, norm), len(splits.val),
+                           "ImageNet val split", splits.source, shape,
+                           sample_shape=(3, size, size), default_normalization=default,
+                           named_normalizations={"imagenet": imagenet},
+                           calibration=calibration, calibration_name="ImageNet train split")
 
 
 def _prepare_imagenet(cfg, device):

@@ -1,0 +1,81 @@
+"""Where a network's numbers come from, as sentences for its report section.
+
+Reads only ``Analysis.meta`` (nothing is computed here): what was repaired while loading
+(``meta["checkpoint"]["load_notes"]``), the input normalisation used and its origin
+(``meta["input_normalization"]``), which plain layers were recognised as ternary and why
+others were not (``meta["ternary_detection"]``), and for a what-if estimate the accuracy
+before and after the batch-norm re-estimate (``meta["what_if"]``).  Analyses written
+before these fields existed give no sentences.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+NEAR_MISS_VALUES = 16  # layers with at most this many distinct values are named as near misses
+
+
+def _pct(x: float | None) -> str:
+    return "n/a" if x is None else f"{100 * x:.2f} %"
+
+
+def _numbers(values) -> str:
+    return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
+
+
+def _detection_lines(det: dict) -> list[str]:
+    layers = det.get("layers") or {}
+    if not layers:
+        return []
+    tol = det.get("tolerance")
+    found = [n for n, d in layers.items() if d.get("ternary")]
+    lines = []
+    if found:
+        hows = "; ".join(f"{n}: {layers[n]['how']}" for n in found[:6])
+        more = f"; … (+{len(found) - 6} more)" if len(found) > 6 else ""
+        lines.append(f"Ternary weights detected in {len(found)} plain conv/linear layer(s) "
+                     f"(at most three values {{−a, 0, +b}} each, tolerance {tol:g}·max|w|), "
+                     f"counted as ternary (ternary additions/multiplications, 2-bit weights): "
+                     f"{hows}{more}.")
+    near = [n for n, d in layers.items() if not d.get("ternary")
+            and 3 < (d.get("values") or 0) <= NEAR_MISS_VALUES]
+    if near:
+        lines.append("Not ternary (four or more distinct weight values, counted as full "
+                     "precision): " + "; ".join(f"{n}: {layers[n]['how']}" for n in near) + ".")
+    rest = len(layers) - len(found) - len(near)
+    if rest and not found:
+        lines.append(f"Ternary detection: none of the {rest} plain conv/linear layers has "
+                     f"ternary weights (each takes more than {NEAR_MISS_VALUES} values); "
+                     f"all are counted as full precision.")
+    return lines
+
+
+def _what_if_line(w: dict) -> str:
+    bn = w.get("bn_reestimation") or {}
+    if bn.get("images"):
+        step = (f"batch-norm statistics of {bn.get('batch_norm_layers')} layers re-estimated "
+                f"on {bn['images']:,} images of the {bn.get('source')} (forward passes only)")
+        acc = (f"accuracy {_pct(w.get('accuracy_before_bn'))} before that step, "
+               f"{_pct(w.get('accuracy_after_bn'))} after it")
+    else:
+        step = "batch-norm statistics not re-estimated"
+        acc = f"accuracy {_pct(w.get('accuracy_before_bn'))}"
+    return (f"What-if estimate: FP weights ternarized at t={w.get('threshold')} with "
+            f"{w.get('scales', 'least-squares scales')}; no weights were trained; {step}; "
+            f"{acc}, on the report's test images.")
+
+
+def provenance_lines(meta: dict[str, Any]) -> list[str]:
+    """The sentences of one network's "where the numbers come from" paragraph."""
+    lines = list(((meta.get("checkpoint") or {}).get("load_notes")) or [])
+    norm = meta.get("input_normalization")
+    if norm:
+        lines.append(f"Inputs normalised with mean {_numbers(norm['mean'])} and std "
+                     f"{_numbers(norm['std'])} on [0, 1] pixels: {norm['origin']}.")
+    lines += _detection_lines(meta.get("ternary_detection") or {})
+    if meta.get("what_if"):
+        lines.append(_what_if_line(meta["what_if"]))
+    return lines
+
+
+__all__ = ["provenance_lines"]
