@@ -212,9 +212,11 @@ def test_hardware_scenario_flags_and_scenario_matrix(checkpoints, tmp_path):
                      r"memory and [\d.]+% activation memory", html)
 
 
-def test_bad_scenario_flags_one_line(tmp_path):
-    r = _cli("x.pt", "--energy-model", "horowitz45,nosuchmodel", "--out", str(tmp_path / "o"))
-    assert r.returncode == 1 and r.stderr.count("\n") == 1
-    assert "unknown energy model 'nosuchmodel'" in r.stderr
-    r = _cli("x.pt", "--activations", "int4")
-    assert r.returncode == 2 and "invalid choice: 'int4'" in r.stderr
+def test_bad_scenario_flags_one_line(tmp_path, capsys):
+    code = report_main(["x.pt", "--energy-model", "horowitz45,nosuchmodel", "--out", str(tmp_path / "o")])
+    err = capsys.readouterr().err
+    assert code == 1 and err.count("\n") == 1 and "unknown energy model 'nosuchmodel'" in err
+    with pytest.raises(SystemExit) as exit_info:
+        report_main(["x.pt", "--activations", "int4"])
+    assert exit_info.value.code == 2 and "invalid choice: 'int4'" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()
