@@ -47,6 +47,7 @@ __all__ = [
     "gradient_multipliers",
     "all_figures",
     "to_svg",
+    "with_id_prefix",
     "save",
 ]
 
@@ -277,28 +278,42 @@ def to_svg(fig: Figure, id_prefix: str | None = None) -> str:
     inlined in one page share one id space: pass a distinct ``id_prefix`` per figure
     (e.g. the spec's name) to keep their clip paths and hatch patterns apart.
     """
+    return with_id_prefix(_render_svg(fig), id_prefix)
+
+
+def _render_svg(fig: Figure) -> str:
+    """One SVG rendering of ``fig`` (the slow part: layout and drawing), cleaned."""
     buf = io.StringIO()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ttq-report"}):
         fig.savefig(buf, format="svg",
                     metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
-    text = _METADATA.sub("", _PROLOG.sub("", buf.getvalue()))
-    if id_prefix:
-        if not re.fullmatch(r"[A-Za-z][\w-]*", id_prefix):
-            raise ValueError(f"id_prefix must be a letter then letters, digits, _ or -; got "
-                             f"{id_prefix!r}")
-        p = id_prefix + "-"
-        text = re.sub(r'\bid="', f'id="{p}', text)
-        text = text.replace("url(#", f"url(#{p}").replace('href="#', f'href="#{p}')
-    return text.strip() + "\n"
+    return _METADATA.sub("", _PROLOG.sub("", buf.getvalue())).strip() + "\n"
 
 
-def save(spec: FigureSpec, folder: str | Path) -> list[Path]:
-    """Write ``<name>.svg`` and ``<name>.png`` (150 dpi) into ``folder``; return the paths."""
+def with_id_prefix(svg: str, id_prefix: str | None) -> str:
+    """``svg`` (from :func:`to_svg`) with every id and reference to it prefixed, so the
+    same rendering serves the ``.svg`` file and the inlined copy."""
+    if not id_prefix:
+        return svg
+    if not re.fullmatch(r"[A-Za-z][\w-]*", id_prefix):
+        raise ValueError(f"id_prefix must be a letter then letters, digits, _ or -; got "
+                         f"{id_prefix!r}")
+    p = id_prefix + "-"
+    svg = re.sub(r'\bid="', f'id="{p}', svg)
+    return svg.replace("url(#", f"url(#{p}").replace('href="#', f'href="#{p}')
+
+
+def save(spec: FigureSpec, folder: str | Path, svg_text: str | None = None) -> list[Path]:
+    """Write ``<name>.svg`` and ``<name>.png`` (150 dpi) into ``folder``; return the paths.
+    ``svg_text``: the figure's :func:`to_svg` without prefix, if already rendered."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     svg = folder / f"{spec.name}.svg"
     png = folder / f"{spec.name}.png"
-    svg.write_text(to_svg(spec.fig), encoding="utf-8")
+    svg.write_text(svg_text if svg_text is not None else to_svg(spec.fig), encoding="utf-8")
+    # the SVG rendering has laid the figure out; keep that layout for the PNG instead of
+    # solving the constrained layout again (figure fractions do not depend on the DPI)
+    spec.fig.set_layout_engine("none")
     spec.fig.savefig(png, format="png", dpi=PNG_DPI,
                      metadata={"Software": None})
     return [svg, png]

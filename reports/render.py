@@ -122,8 +122,9 @@ def render_report(inputs: list[ReportInput], out_dir: str | os.PathLike, *,
 
 def figure_item(spec: F.FigureSpec, folder: Path, number: int) -> dict:
     """Save ``spec`` as SVG/PNG in ``folder``; return what a template needs to inline it."""
-    F.save(spec, folder)
-    return {"name": spec.name, "svg": Markup(F.to_svg(spec.fig, id_prefix=spec.name)),
+    svg = F.to_svg(spec.fig)  # rendered once: the .svg file and the inlined copy
+    F.save(spec, folder, svg_text=svg)
+    return {"name": spec.name, "svg": Markup(F.with_id_prefix(svg, spec.name)),
             "caption": spec.caption, "number": number}
 
 

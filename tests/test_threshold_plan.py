@@ -213,8 +213,16 @@ def _cli(*args):
                           capture_output=True, text=True, cwd=REPO)
 
 
-def test_ttq_plan_cli_writes_a_plan_and_rejects_bad_input(tmp_path):
-    out = tmp_path / "plan.json"
+def _in_process(capsys, *args) -> subprocess.CompletedProcess:
+    """``ttq-plan ARGS`` in this process (an uncaught exception fails the test)."""
+    from ttq_analysis.plan_cli import main
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return subprocess.CompletedProcess(args, code, captured.out, captured.err)
+
+
+def test_ttq_plan_cli_writes_a_plan_and_rejects_bad_input(tmp_path, capsys):
+    out = tmp_path / "plan.json"   # the real entry point once, then in this process
     r = _cli(str(FP_CKPT), "--energy-budget", "0.6", "--method", "uniform", "--out", str(out))
     assert r.returncode == 0, r.stderr
     assert "uniform plan" in r.stdout and ThresholdPlan.load(out).method == "uniform"
@@ -225,12 +233,12 @@ def test_ttq_plan_cli_writes_a_plan_and_rejects_bad_input(tmp_path):
          "matches no conv/linear layer"),
     ]:
         bad = tmp_path / "bad.json"
-        r = _cli(str(FP_CKPT), *args, "--out", str(bad))
+        r = _in_process(capsys, str(FP_CKPT), *args, "--out", str(bad))
         assert r.returncode == 1 and r.stderr.startswith("ttq-plan: error:"), r.stderr
         assert message in r.stderr and "Traceback" not in r.stderr
         assert len(r.stderr.strip().splitlines()) == 1 and not bad.exists()
     ternary = REPO / "benchmarks" / "results" / "h200-2026-11-26" / "resnet20_ttq_best.pt"
-    r = _cli(str(ternary), "--energy-budget", "0.6", "--out", str(tmp_path / "t.json"))
+    r = _in_process(capsys, str(ternary), "--energy-budget", "0.6", "--out", str(tmp_path / "t.json"))
     assert r.returncode == 1 and "ternary checkpoint" in r.stderr
 
 
