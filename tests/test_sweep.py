@@ -5,6 +5,7 @@ settings fail in one line."""
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 from pathlib import Path
@@ -233,3 +234,29 @@ def test_front_change_under_another_hardware_scenario_by_hand():
     for e in entries:
         e.analysis.meta.update(precision="fp32", act_memory="none")
     assert _front_under_default_scenario(entries, df) is None
+
+
+@needs_cifar
+def test_sweep_under_another_hardware_scenario_reuses_runs_and_says_if_the_front_moved(
+        sweep, tmp_path, capsys):
+    """The finished runs of ``sweep`` (copied) re-analysed under int8 activations kept in
+    SRAM: nothing is retrained, every energy is costed under that scenario, and a finding
+    compares the Pareto front with the default scenario's."""
+    out = tmp_path / "s"
+    out.mkdir()
+    for name in ("t-0-05", "sparsity-0-5"):
+        shutil.copytree(sweep / "runs" / name, out / "runs" / name)
+    code = sweep_main([*TINY, "--thresholds", "0.05", "--sparsities", "0.5",
+                       "--activations", "int8", "--act-memory", "sram", "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
+    assert capsys.readouterr().out.count("finished run found") == 2
+    dump = json.loads((out / "report" / "sweep.json").read_text())
+    for s in dump["settings"]:
+        meta, net = s["analysis"]["meta"], s["analysis"]["network"]
+        assert (meta["precision"], meta["act_memory"]) == ("int8", "sram")
+        assert net["ttq_dense_act_memory_uJ"] > 0
+        assert net["ttq_measured_total_uJ"] == pytest.approx(
+            net["ttq_measured_compute_uJ"] + net["ttq_measured_memory_uJ"]
+            + net["ttq_measured_act_memory_uJ"])
+    html = (out / "report" / "report.html").read_text()
+    assert "Hardware scenario: under int8 activations, activations read and written in SRAM" in html
