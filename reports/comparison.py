@@ -295,7 +295,6 @@ def _front_under_default_scenario(entries: Sequence[SweepEntry], df: pd.DataFram
     ``--act-memory``), whether its Pareto front on measured energy differs from the front
     under the default scenario (fp32 activations, activation memory not counted), the
     energies re-costed from the same measured counts (nothing re-measured)."""
-    from ttq_analysis.energy import _validate
     from ttq_analysis.scenario_matrix import network_energy_uJ
     meta = entries[0].analysis.meta
     precision, act_memory = str(meta.get("precision", "fp32")), str(meta.get("act_memory", "none"))
@@ -304,10 +303,9 @@ def _front_under_default_scenario(entries: Sequence[SweepEntry], df: pd.DataFram
     raw = meta.get("energy_model")
     if not isinstance(raw, dict):
         return None
-    model = _validate(raw, f"{raw.get('name')} (embedded in the analysis)")
     labels = [e.label for e in entries]
     try:
-        default_energy = [network_energy_uJ(e.analysis.layers, model,
+        default_energy = [network_energy_uJ(e.analysis.layers, raw,
                                             memory=str(e.analysis.meta.get("memory", "sram")))
                           ["ttq_measured_total_uJ"] for e in entries]
     except ValueError:  # an analysis without the per-layer counts it needs

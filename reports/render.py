@@ -130,13 +130,11 @@ def figure_item(spec: F.FigureSpec, folder: Path, number: int) -> dict:
 
 def _matrix_models(inputs: list[ReportInput], energy_models: Sequence | None) -> list:
     """The cost models of the scenario matrix, loaded (one-line error for a bad one)."""
-    from ttq_analysis.energy import _validate, load_energy_model
+    from ttq_analysis.energy import load_energy_model
     if energy_models:
         return [load_energy_model(m) for m in energy_models]
     raw = inputs[0].analysis.meta.get("energy_model") if inputs else None
-    if isinstance(raw, dict) and "ops" in raw:
-        return [_validate(raw, f"{raw.get('name', 'the analysis')} (embedded in the analysis)")]
-    return []
+    return [load_energy_model(raw)] if isinstance(raw, dict) and "ops" in raw else []
 
 
 def _scenario_sections(inputs: list[ReportInput], models: list, folder: Path,

@@ -448,3 +448,15 @@ def test_default_flags_reproduce_the_stored_energies_of_2026_11_27():
     old_columns = [f"{s}_{p}_pJ" for s in SCENARIOS for p in ("compute", "memory", "total")]
     pd.testing.assert_frame_equal(e[old_columns], a.layers[old_columns], check_exact=True)
     assert (e[[f"{s}_act_memory_pJ" for s in SCENARIOS]] == 0).all().all()
+
+
+def test_an_embedded_model_dict_loads_and_is_validated():
+    """``Analysis.meta["energy_model"]`` (a model's content) loads back to the same model;
+    a damaged one is the usual one-line error."""
+    raw = load_energy_model("horowitz45").raw
+    again = load_energy_model(raw)
+    assert again.ops_pJ["int8_mult"] == 0.2 and again.memory_pJ_per_bit["dram"] == 640 / 32
+    broken = {**raw, "ops": {**raw["ops"], "fp32_add": {"pJ": -1, "source": "x"}}}
+    with pytest.raises(EnergyModelError, match=r"ops\.fp32_add\.pJ must be a positive number") as info:
+        load_energy_model(broken)
+    assert "\n" not in str(info.value)

@@ -210,17 +210,22 @@ def available_energy_models() -> list[str]:
                   if entry.is_file() and entry.name.endswith(".json"))
 
 
-def load_energy_model(name_or_path: str | os.PathLike | EnergyModel) -> EnergyModel:
+def load_energy_model(name_or_path: str | os.PathLike | EnergyModel | dict) -> EnergyModel:
     """Load a shipped cost model by name, or a user's ``.json``/``.toml`` file by path.
 
-    An :class:`EnergyModel` is returned unchanged.  Every failure (unknown name, missing or
-    unparsable file, invalid field) is a one-line :class:`EnergyModelError`.
+    An :class:`EnergyModel` is returned unchanged; a dict is validated as a model's
+    content (e.g. ``Analysis.meta["energy_model"]``, the model an analysis embedded).
+    Every failure (unknown name, missing or unparsable file, invalid field) is a one-line
+    :class:`EnergyModelError`.
     """
     if isinstance(name_or_path, EnergyModel):
         return name_or_path
+    if isinstance(name_or_path, dict):
+        return _validate(name_or_path, f"{name_or_path.get('name', 'unnamed')} (embedded)")
     if not isinstance(name_or_path, (str, os.PathLike)):
         raise EnergyModelError(
-            f"energy model must be a shipped name, a path to a .json/.toml file or an EnergyModel, "
+            f"energy model must be a shipped name, a path to a .json/.toml file, a model's "
+            f"content (dict) or an EnergyModel, "
             f"got {type(name_or_path).__name__}")
     text = os.fspath(name_or_path)
     shipped = available_energy_models()

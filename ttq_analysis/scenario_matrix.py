@@ -32,7 +32,7 @@ import numpy as np
 import pandas as pd
 
 from .energy import (ACT_MEMORY_LEVELS, ACTIVATION_PRECISIONS, REQUIRED_MEMORY, EnergyModel,
-                     energy_columns, load_energy_model)
+                     energy_columns, load_energy_model, scenario_totals)
 from .results import PJ_PER_UJ, energy_saving
 
 FACTORS = ("energy_model", "activations", "weight_memory", "act_memory", "act_mode")
@@ -93,11 +93,10 @@ def _totals(layers: pd.DataFrame, model: EnergyModel, memory: str, precision: st
     """Network sums (pJ) of :func:`energy_columns`; empty when the layer table cannot
     cost this scenario (no activation element counts in an old analysis)."""
     try:
-        energy = energy_columns(layers, model, memory=memory, precision=precision,
-                                act_memory=act_memory)
+        return scenario_totals(energy_columns(layers, model, memory=memory, precision=precision,
+                                              act_memory=act_memory))
     except ValueError:
         return {}
-    return {col: float(energy[col].astype(float).sum(skipna=False)) for col in energy.columns}
 
 
 def network_energy_uJ(layers: pd.DataFrame, model: str | os.PathLike | EnergyModel, *,
@@ -106,10 +105,9 @@ def network_energy_uJ(layers: pd.DataFrame, model: str | os.PathLike | EnergyMod
     """The network totals of one scenario in µJ per inference, keyed like
     :func:`energy_columns`' columns with ``_uJ`` (e.g. ``ttq_measured_total_uJ``): how an
     analysis made under one scenario is re-costed under another without re-measuring."""
-    energy = energy_columns(layers, load_energy_model(model), memory=memory,
-                            precision=precision, act_memory=act_memory)
-    return {col[:-len("_pJ")] + "_uJ": float(energy[col].astype(float).sum(skipna=False)) / PJ_PER_UJ
-            for col in energy.columns}
+    totals = scenario_totals(energy_columns(layers, load_energy_model(model), memory=memory,
+                                            precision=precision, act_memory=act_memory))
+    return {col[:-len("_pJ")] + "_uJ": pJ / PJ_PER_UJ for col, pJ in totals.items()}
 
 
 @dataclass(frozen=True)
