@@ -15,16 +15,22 @@ import torch
 
 
 def convert(src: str, dst: str) -> int:
-    """Write ``dst`` from the toolkit checkpoint ``src``; return the number of tensors."""
+    """Write ``dst`` from the toolkit checkpoint ``src``; return the number of tensors.
+    An existing ``dst`` is never replaced (FileExistsError)."""
     ckpt = torch.load(src, map_location="cpu", weights_only=True)
     sd = {f"module.{k}": v for k, v in ckpt["state_dict"].items()
           if not k.endswith("num_batches_tracked")}
     acc = (ckpt.get("metrics") or {}).get("test_acc")
-    torch.save({"state_dict": sd, "best_prec1": None if acc is None else round(100 * acc, 2)}, dst)
+    with open(dst, "xb") as f:  # refuse to replace a file this script did not write
+        torch.save({"state_dict": sd, "best_prec1": None if acc is None else round(100 * acc, 2)}, f)
     return len(sd)
 
 
 if __name__ == "__main__":
     if len(sys.argv) != 3:
         sys.exit("usage: python benchmarks/old_style_checkpoint.py TOOLKIT_CKPT OUT.th")
-    print(f"{convert(sys.argv[1], sys.argv[2])} tensors written to {sys.argv[2]}")
+    try:
+        n = convert(sys.argv[1], sys.argv[2])
+    except FileExistsError:
+        sys.exit(f"old_style_checkpoint: error: {sys.argv[2]} exists; not replacing it")
+    print(f"{n} tensors written to {sys.argv[2]}")
