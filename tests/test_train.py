@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import math
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -166,3 +168,58 @@ def test_trainer_refuses_to_overwrite_a_run(tmp_path):
     with pytest.raises(ConfigError, match="already holds a run"):
         Trainer(TrainConfig(out=str(tmp_path), **QUICK))
     assert (tmp_path / "last.pt").read_bytes() == b"precious"
+
+
+# ----------------------------------------------------------------------------- --init normalisation
+
+FP_CKPT = Path(__file__).resolve().parents[1] / "benchmarks/results/h200-2026-11-26/resnet20_fp_best.pt"
+TORCHVISION_IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])  # torchvision's docs
+TINY = dict(QUICK, limit_train=256, limit_test=200, bn_recal_images=128, grad_stats_every=0)
+
+
+def _plain_state_dict(tmp_path) -> Path:
+    """The committed FP ResNet-20 as a published-style .th file (no normalisation record)."""
+    sys.path.insert(0, str(FP_CKPT.parents[3]))
+    from benchmarks.old_style_checkpoint import convert
+    dst = tmp_path / "resnet20-old.th"
+    convert(str(FP_CKPT), str(dst))
+    return dst
+
+
+@needs_cifar
+def test_init_from_plain_state_dict_keeps_its_imagenet_normalisation(tmp_path, capsys):
+    th = _plain_state_dict(tmp_path)
+    out = tmp_path / "ttq"
+    train(TrainConfig(mode="ttq", arch="resnet20", init=str(th), normalization="imagenet",
+                      epochs=1, lr=0.01, out=str(out), **TINY))
+    for name in ("best.pt", "last.pt"):
+        norm = torch.load(out / name, weights_only=True)["normalization"]
+        assert norm["mean"] == pytest.approx(TORCHVISION_IMAGENET[0])
+        assert norm["std"] == pytest.approx(TORCHVISION_IMAGENET[1])
+        assert "--normalization imagenet" in norm["origin"]
+    said = [ln for ln in capsys.readouterr().out.splitlines() if "input normalisation" in ln]
+    assert len(said) == 1 and "0.485" in said[0] and "imagenet" in said[0], said
+
+
+@needs_cifar
+def test_init_from_toolkit_checkpoint_keeps_its_recorded_normalisation(tmp_path):
+    ckpt = torch.load(FP_CKPT, weights_only=True)
+    ckpt["normalization"] = {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}
+    init = tmp_path / "fp-half.pt"
+    torch.save(ckpt, init)
+    out = tmp_path / "ttq"
+    train(TrainConfig(mode="ttq", init=str(init), epochs=1, lr=0.01, out=str(out), **TINY))
+    norm = torch.load(out / "best.pt", weights_only=True)["normalization"]
+    assert norm["mean"] == [0.5, 0.5, 0.5] and norm["std"] == [0.25, 0.25, 0.25]
+    assert "recorded in --init" in norm["origin"]
+    # a request that contradicts the record is refused, naming both
+    with pytest.raises(ConfigError, match="--normalization imagenet contradicts"):
+        Trainer(TrainConfig(mode="ttq", init=str(init), normalization="imagenet", epochs=1,
+                            out=str(tmp_path / "refused"), **TINY))
+
+
+def test_train_help_shows_imagenet_normalisation_for_published_th_files(capsys):
+    from ttq_core.train.cli import build_parser
+    text = build_parser().format_help()
+    th_lines = [ln for ln in text.splitlines() if ".th" in ln and "--init" in ln]
+    assert th_lines and all("--normalization imagenet" in ln for ln in th_lines), th_lines

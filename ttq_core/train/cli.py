@@ -18,6 +18,11 @@ examples:
   ttq-train --arch resnet20 --mode fp  --epochs 40 --out runs/r20-fp
   ttq-train --arch resnet20 --mode ttq --init runs/r20-fp/best.pt --epochs 40 --out runs/r20-ttq
 
+  # fine-tune a published plain state_dict trained on ImageNet-normalised inputs (e.g.
+  # akamaster's resnet20-12fdcd6e.th): say so, or it is fed CIFAR-10 statistics
+  ttq-train --arch resnet20 --mode ttq --init resnet20-12fdcd6e.th --normalization imagenet \\
+            --epochs 40 --out runs/r20-ttq
+
   # a quick CPU run on a fixed class-balanced subset, offline, from the JPEG archive
   ttq-train --data-dir ../shared/data/cifar10-jpeg.tar.gz --limit-train 2000 \\
             --limit-test 1000 --epochs 2 --out runs/quick
@@ -89,7 +94,17 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fp: full precision; ttq: ternarize then train (default %(default)s)")
     g.add_argument("--init", metavar="CKPT", default=d.init,
                    help="start from this checkpoint (a toolkit FP checkpoint or a plain "
-                        "state_dict of --arch); TTQ fine-tunes from it")
+                        "state_dict of --arch); TTQ fine-tunes from it, with the input "
+                        "normalisation a toolkit checkpoint records")
+    g.add_argument("--normalization", choices=("cifar10", "imagenet"), default=d.normalization,
+                   help="input statistics the --init network was trained with, for a plain "
+                        "state_dict (it records none): cifar10 (the train split's channel "
+                        "mean/std, the default) or imagenet (torchvision's); recorded in the "
+                        "run's checkpoints")
+    g.add_argument("--mean", type=float, nargs="+", default=d.norm_mean, metavar="M",
+                   help="or explicit per-channel input mean on [0, 1] pixels (with --std)")
+    g.add_argument("--std", type=float, nargs="+", default=d.norm_std, metavar="S",
+                   help="per-channel input std on [0, 1] pixels (with --mean)")
     o = p.add_argument_group("optimisation")
     o.add_argument("--epochs", type=int, default=d.epochs, help="epochs (default %(default)s)")
     o.add_argument("--batch-size", type=int, default=d.batch_size,
@@ -197,7 +212,8 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
 def _config(args: argparse.Namespace) -> TrainConfig:
     return TrainConfig(
         arch=args.arch, dataset=args.dataset, data_dir=args.data_dir, mode=args.mode,
-        init=args.init, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
+        init=args.init, normalization=args.normalization, norm_mean=args.mean,
+        norm_std=args.std, epochs=args.epochs, batch_size=args.batch_size, lr=args.lr,
         momentum=args.momentum, nesterov=args.nesterov, weight_decay=args.weight_decay,
         wd_bn=args.wd_bn, wd_scales=args.wd_scales, scale_lr_mult=args.scale_lr_mult, schedule=args.schedule,
         milestones=list(args.milestones), gamma=args.gamma, warmup_epochs=args.warmup_epochs,
@@ -233,7 +249,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 # argparse destinations whose TrainConfig field has another name
 _FIELD_OF_DEST = {"no_grad_scaling": "grad_scaling", "no_progress": "progress",
-                  "layer_threshold": "layer_thresholds"}
+                  "layer_threshold": "layer_thresholds", "mean": "norm_mean", "std": "norm_std"}
 
 
 def given_fields(argv: Sequence[str] | None, args: argparse.Namespace) -> set[str]:

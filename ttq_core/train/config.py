@@ -35,6 +35,10 @@ class TrainConfig:
     data_dir: str | None = None          # data source; None: $TTQ_DATA_DIR or the cache folder
     mode: str = "fp"                     # "fp" (full precision) or "ttq" (ternary)
     init: str | None = None              # checkpoint to start from (FP model for TTQ fine-tuning)
+    normalization: str | None = None     # input statistics for a plain-state_dict --init that
+                                         # records none: "cifar10" or "imagenet" (None: the data's)
+    norm_mean: list[float] | None = None  # ... or explicit per-channel mean on [0, 1] pixels
+    norm_std: list[float] | None = None   # ... and std (with norm_mean)
     # --- optimisation
     epochs: int = 40                     # passes over the training set
     batch_size: int = 128                # images per step
@@ -131,6 +135,7 @@ class TrainConfig:
             bad("grad_stats_every", f"must be >= 0, got {self.grad_stats_every}")
         uses_sparsity = self.target_sparsity is not None or bool(self.layer_sparsity)
         if uses_sparsity and self.layer_thresholds:
+        self.normalization_request()  # one-line errors for --normalization/--mean/--std
             bad("layer_threshold", "cannot be combined with --target-sparsity/--layer-sparsity "
                 "(one threshold rule per run)")
         if self.target_sparsity is not None and not 0 <= self.target_sparsity < 1:
@@ -141,6 +146,12 @@ class TrainConfig:
 
     def quant_request(self) -> dict[str, Any]:
         """Arguments for ``ternarize`` (rule, threshold value(s), keep_fp, scale_grad)."""
+    def normalization_request(self):
+        """The ``--normalization``/``--mean``/``--std`` request (None: nothing asked), checked
+        (:func:`ttq_core.normalization.normalization_request`)."""
+        from ..normalization import normalization_request
+        return normalization_request(self.normalization, self.norm_mean, self.norm_std)
+
         if self.target_sparsity is not None or self.layer_sparsity:
             rule = "sparsity"
             values: Any = dict(self.layer_sparsity)

@@ -50,7 +50,7 @@ from .run_folder import (RUN_FILES, RUN_LOCK, _make_run_folder,  # noqa: F401
                          _remove_stale_temp_files, _write_log)
 from .schedule import LRSchedule
 from .setup import (Split, _autocast, _progress, build_initial_model,  # noqa: F401
-                    evaluate, load_data, param_groups)
+                    evaluate, initial_model, load_data, param_groups, training_normalization)
 
 LOG_EVERY = 20  # steps between progress-bar updates (each one synchronises the device)
 
@@ -120,11 +120,21 @@ class Trainer:
         just_ternarized = False
         if self.resume_ckpt is not None:
             self.model = load_model(self.out / "last.pt").model
+            recorded = self.resume_ckpt.get("normalization")
         else:
-            self.model, just_ternarized = build_initial_model(
+            self.model, just_ternarized, recorded = initial_model(
                 cfg, num_classes=spec.num_classes or self.data.num_classes)
         if self.data is None:
             self.data = load_data(cfg, self.device)
+        # the inputs as the starting model saw them (its record, else --normalization)
+        self.data = training_normalization(cfg, recorded, self.data)
+        if self.is_main and (cfg.init or cfg.normalization_request() is not None):
+            n = self.data.normalization
+            print(f"ttq-train: input normalisation mean "
+                  f"({', '.join(f'{v:.4g}' for v in n['mean'])}) std "
+                  f"({', '.join(f'{v:.4g}' for v in n['std'])}): "
+                  f"{n.get('origin') or 'the ' + n.get('computed_on', 'data') + ' statistics'}",
+                  flush=True)
         self.model.to(self.device)
         if self.device.type == "cuda":
             self.model.to(memory_format=torch.channels_last)

@@ -64,12 +64,21 @@ def build_initial_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, 
     """The model a fresh run starts from: built, optionally initialised from ``cfg.init``,
     and ternarized for ``--mode ttq``; and whether it was ternarized here (so its
     batch-norm statistics are still the float model's)."""
+    model, ternarized, _ = initial_model(cfg, num_classes)
+    return model, ternarized
+
+
+def initial_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, bool, dict | None]:
+    """:func:`build_initial_model` plus the input normalisation the ``--init`` checkpoint
+    records (None: no --init, or a plain state_dict, which records none)."""
+    recorded = None
     if cfg.init:
         loaded = load_model(cfg.init, arch=cfg.arch)
         model = loaded.model
         if loaded.is_ternary and cfg.mode == "fp":
             raise ConfigError(f"--init {cfg.init} is a ternary checkpoint; --mode fp needs an FP one")
         already_ternary = loaded.is_ternary
+        recorded = (loaded.checkpoint or {}).get("normalization")
     else:
         if cfg.arch not in list_models():
             raise ConfigError(f"--arch: unknown architecture {cfg.arch!r}; known: "
@@ -78,8 +87,62 @@ def build_initial_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, 
         already_ternary = False
     if cfg.mode == "ttq" and not already_ternary:
         ternarize(model, **cfg.quant_request())
-        return model, True
-    return model, False
+        return model, True, recorded
+    return model, False, recorded
+
+
+def training_normalization(cfg: TrainConfig, recorded: dict | None, data: Split) -> Split:
+    """``data`` normalised with the statistics the run's starting model expects, and
+    ``data.normalization`` saying which and why (``origin``): the starting checkpoint's
+    record (a toolkit ``--init`` or the checkpoint a ``--resume`` continues), else
+    ``--normalization``/``--mean``/``--std`` (for a plain state_dict, which records none),
+    else the data's own (CIFAR-10: its train split's channel statistics; ImageNet:
+    torchvision's).  A request that contradicts a recorded one is a ConfigError: the
+    fine-tuned model must see its inputs as the initial model did."""
+    import math
+
+    from ..normalization import Normalization, renormalized
+    request = cfg.normalization_request()
+    if recorded:
+        norm = Normalization(tuple(float(v) for v in recorded["mean"]),
+                             tuple(float(v) for v in recorded["std"]),
+                             recorded.get("origin") or "recorded in the initial checkpoint")
+        if request is not None:
+            wanted = _requested(request, cfg, data)
+            same = all(math.isclose(a, b, rel_tol=1e-6) for a, b in
+                       zip(wanted.mean + wanted.std, norm.mean + norm.std))
+            if not same:
+                raise ConfigError(
+                    f"{request.describe()} contradicts the normalisation recorded in "
+                    f"{cfg.init or 'the checkpoint'} (mean {list(norm.mean)}, std "
+                    f"{list(norm.std)}), which the run keeps; drop the flag")
+        where = (f"recorded in --init {cfg.init}" if cfg.init and not cfg.resume
+                 else "recorded in the checkpoint the run continues")
+        chosen = Normalization(norm.mean, norm.std, where)
+    elif request is not None:
+        chosen = _requested(request, cfg, data)
+    else:
+        return data  # the data's own statistics, as load_data recorded them
+    return Split(renormalized(data.train, chosen), renormalized(data.test, chosen),
+                 {"mean": list(chosen.mean), "std": list(chosen.std), "origin": chosen.origin},
+                 data.source, data.num_classes)
+
+
+def _requested(request, cfg: TrainConfig, data: Split):
+    """The statistics ``--normalization NAME`` or ``--mean/--std`` name, for these data."""
+    from ..normalization import IMAGENET_MEAN, IMAGENET_STD, Normalization
+    if request.name is None:
+        return Normalization(request.mean, request.std, f"given as {request.describe()}")
+    if request.name == "imagenet":
+        return Normalization(IMAGENET_MEAN, IMAGENET_STD,
+                             "--normalization imagenet: torchvision's ImageNet mean and std")
+    if cfg.dataset != "cifar10":
+        raise ConfigError(f"--normalization {request.name} is not available with --dataset "
+                          f"{cfg.dataset}; give --mean/--std")
+    own = data.normalization  # load_data's: the CIFAR-10 train split's statistics
+    return Normalization(tuple(own["mean"]), tuple(own["std"]),
+                         f"--normalization {request.name}: the CIFAR-10 train split's "
+                         f"per-channel mean and std")
 
 
 def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
