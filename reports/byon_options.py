@@ -94,6 +94,11 @@ def load_input(path, args: argparse.Namespace):
     return load_model(path, model=build_user_model(args.model), model_name=args.model)
 
 
+def what_if_label(label: str, threshold: float) -> str:
+    """The name of an FP network's what-if estimate, everywhere (report, terminal)."""
+    return f"{label}: what if ternarized at t={threshold}, not trained"
+
+
 def what_if_input(args: argparse.Namespace, ld, path, label: str, fp_analysis, data, device,
                   measure):
     """The report input "FP network ternarized at --what-if-threshold": batch norms
@@ -111,12 +116,12 @@ def what_if_input(args: argparse.Namespace, ld, path, label: str, fp_analysis, d
                               args.batches, data.calibration_name)
     w = measure(est.model, None, norm=norm)
     w.meta["what_if"] = est.meta(w.network.accuracy.measured_acc)
-    w.meta["checkpoint"] = {"source": f"{path}, ternarized at t={t} (least-squares Wp/Wn, "
-                                      f"not trained)"}
+    w.meta["checkpoint"] = {"source": str(path),
+                            "derived": f"ternarized at t={t} (least-squares Wp/Wn, not trained)"}
     bn = (f"batch-norm statistics re-estimated on {est.bn_images:,} images of the "
           f"{est.calibration_source} (forward passes only)" if est.bn_images else
           "batch-norm statistics left as the FP network's")
     return ReportInput(
-        f"{label}: what if ternarized at t={t}", w, fp_analysis,
+        what_if_label(label, t), w, fp_analysis, baseline_label=label,
         note=f"An estimate: the FP weights ternarized at this threshold; no weights were "
              f"trained; {bn}. Its activations would change with fine-tuning.")

@@ -29,8 +29,9 @@ examples:
   # and the scenario matrix over two process nodes (45 nm and 7 nm cost models)
   ttq-report r20.pt --activations int8 --act-memory sram --energy-model horowitz45,jouppi7
 
-  # a plain third-party FP state_dict: its energy plus a "what if ternarized" estimate
-  ttq-report resnet20-12fdcd6e.th --arch resnet20
+  # a published plain FP state_dict (akamaster's CIFAR ResNets were trained on
+  # ImageNet-normalised inputs): its energy plus a "what if ternarized" estimate
+  ttq-report resnet20.th --arch resnet20 --normalization imagenet
 
   # an ImageNet network, measured on 5,000 images of the val/ split
   ttq-report runs/r18-ttq/best.pt --dataset imagenet --data-dir /data/imagenet --limit-test 5000
@@ -110,6 +111,13 @@ def _label(path: str, loaded, detected_ternary: bool = False) -> str:
     return f"{base} ({loaded.arch}, {kind})"
 
 
+def _same_file(a, b) -> bool:
+    try:
+        return Path(a).resolve() == Path(b).resolve() or Path(a).samefile(b)
+    except OSError:
+        return False
+
+
 def _measurement_data(args, device):
     """The report's images, from the dataset registry (``ttq_core.datasets``)."""
     from ttq_core.datasets import dataset_spec
@@ -167,7 +175,9 @@ def run(args: argparse.Namespace) -> Path:
     html = render_report(inputs, out, data_description=description, jpeg_note=note,
                          title=args.title, json_copy=args.json, energy_models=models)
     print(summary_text([(i.label, i.analysis) for i in inputs],
-                       {i.label: i.baseline for i in inputs if i.baseline is not None} or None))
+                       {i.label: i.baseline for i in inputs if i.baseline is not None} or None,
+                       baseline_labels={i.label: i.baseline_label for i in inputs
+                                        if i.baseline_label}))
     print(f"report: {html}")
     return html
 
@@ -210,6 +220,8 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
     from .render import ReportInput
 
     request = getattr(args, "normalization_request", None)
+    measured_on = {"split": data.split_name, "source": data.source,
+                   "subset": "fixed class-balanced subset" if args.limit_test else None}
 
     def measure(model, ld=None, path=None, norm=None):
         norm = norm or data.normalization_for(ld, request)
@@ -221,6 +233,7 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
                     progress=not args.no_progress, input_shape=shape, arch=arch,
                     ternary_tolerance=args.ternary_tolerance)
         a.meta["input_normalization"] = norm.as_meta()
+        a.meta["measurement_data"] = measured_on  # what the report's sentences name
         recorded = None
         if ld is not None:  # keep what the checkpoint says about itself
             a.meta["checkpoint"] = checkpoint_info(ld, path)
@@ -235,14 +248,23 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
 
     base_analysis = measure(baseline.model, baseline, args.baseline) if baseline else None
     inputs = []
+    base_label, paired_already = None, False
+    if baseline is not None:  # its own name, not the ternary network's
+        base_label = _label(args.baseline, baseline)
     for path, ld in zip(args.checkpoints, loaded):
-        a = measure(ld.model, ld, path)
+        # the baseline given as an input too is measured once: one FP row in Table 3
+        same = baseline is not None and _same_file(path, args.baseline)
+        a = base_analysis if same else measure(ld.model, ld, path)
         detected = not ld.is_ternary and a.network.ternary  # ternary weights from elsewhere
         label = _label(path, ld, detected)
+        if same:
+            base_label = label
         warning = warnings.get(path)
         if ld.is_ternary or detected:
-            paired = base_analysis if (base_analysis is not None and not inputs) else None
-            inputs.append(ReportInput(label, a, paired, warning=warning))
+            paired = None if paired_already else base_analysis  # the first ternary input
+            paired_already = True
+            inputs.append(ReportInput(label, a, paired, warning=warning,
+                                      baseline_label=base_label if paired is not None else None))
             continue
         inputs.append(ReportInput(label, a, warning=warning))
         inputs.append(what_if_input(args, ld, path, label, a, data, device, measure))

@@ -23,10 +23,36 @@ def _numbers(values) -> str:
     return "(" + ", ".join(f"{v:.4g}" for v in values) + ")"
 
 
-def _detection_lines(det: dict) -> list[str]:
+def _kept_fp_line(names: list[str], meta: dict[str, Any]) -> str | None:
+    """The sentence for plain layers a TTQ network keeps in full precision by design (a
+    toolkit checkpoint's ``quant["fp_layers"]``, or the what-if's first and last layer)."""
+    quant = (meta.get("checkpoint") or {}).get("quant") or {}
+    listed = quant.get("fp_layers")
+    if listed is not None and set(names) <= set(listed):
+        why = ("by design: the checkpoint's quantization config lists "
+               + ("it" if len(names) == 1 else "them")
+               + " (TTQ keeps the first conv and last linear layer by default)")
+    elif meta.get("what_if"):
+        why = ("by the what-if estimate, as TTQ training does by default (first conv and "
+               "last linear layer)")
+    else:
+        return None
+    return (f"Full-precision layers: {_join_names(names)} {'is' if len(names) == 1 else 'are'} "
+            f"kept in full precision {why}; counted as full precision (fp32 MACs, 32-bit "
+            f"weights), not as a failed ternary detection.")
+
+
+def _join_names(names: list[str]) -> str:
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
+
+
+def _detection_lines(det: dict, meta: dict[str, Any] | None = None) -> list[str]:
     layers = det.get("layers") or {}
     if not layers:
         return []
+    kept = _kept_fp_line(list(layers), meta or {})
+    if kept is not None:  # a TTQ network's plain layers: its FP layers, not a detection miss
+        return [kept]
     tol = det.get("tolerance")
     found = [n for n, d in layers.items() if d.get("ternary")]
     lines = []
@@ -60,8 +86,9 @@ def _what_if_line(w: dict) -> str:
     else:
         step = "batch-norm statistics not re-estimated"
         acc = f"accuracy {_pct(w.get('accuracy_before_bn'))}"
+    scales = str(w.get("scales", "least-squares scales")).removesuffix(", not trained")
     return (f"What-if estimate: FP weights ternarized at t={w.get('threshold')} with "
-            f"{w.get('scales', 'least-squares scales')}; no weights were trained; {step}; "
+            f"{scales}; no weights were trained, nor the scales; {step}; "
             f"{acc}, on the report's test images.")
 
 
@@ -72,7 +99,7 @@ def provenance_lines(meta: dict[str, Any]) -> list[str]:
     if norm:
         lines.append(f"Inputs normalised with mean {_numbers(norm['mean'])} and std "
                      f"{_numbers(norm['std'])} on [0, 1] pixels: {norm['origin']}.")
-    lines += _detection_lines(meta.get("ternary_detection") or {})
+    lines += _detection_lines(meta.get("ternary_detection") or {}, meta)
     if meta.get("what_if"):
         lines.append(_what_if_line(meta["what_if"]))
     return lines

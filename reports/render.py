@@ -47,6 +47,7 @@ class ReportInput:
     baseline: Analysis | None = None
     note: str | None = None
     warning: str | None = None  # shown in red: the checkpoint is broken (ttq-report --allow-nonfinite)
+    baseline_label: str | None = None  # the baseline's own name (Table 3, its provenance)
 
 
 def jpeg_note(source: str) -> str | None:
@@ -69,6 +70,8 @@ def _summary(inp: ReportInput) -> dict[str, Any]:
     out = {"label": inp.label, "test_acc": net.accuracy.test_acc,
            "test_acc_source": net.accuracy.test_acc_source,
            "fp_test_acc": base.accuracy.test_acc if base is not None else None,
+           "fp_test_acc_source": base.accuracy.test_acc_source if base is not None else None,
+           "fp_label": (inp.baseline_label or "FP baseline") if base is not None else None,
            "weight_bits": net.sizes.weight_bits, "fp_weight_bits": net.sizes.fp_weight_bits,
            "compression": net.sizes.compression,
            "weight_sparsity": net.sparsity.weight_sparsity,
@@ -92,6 +95,22 @@ def _quant(analysis: Analysis) -> dict | None:
             "fp_layers": q.get("fp_layers", []),
             "layers": [{"layer": n, "rule": spec["rule"], "value": spec["value"]}
                        for n, spec in q.get("layers", {}).items()]}
+
+
+def _baseline_section(inp: ReportInput) -> dict | None:
+    """What a reader needs about a ``--baseline`` checkpoint: its name, file, and where its
+    numbers come from (repairs, normalisation), from its own analysis's meta."""
+    if inp.baseline is None or inp.analysis.meta.get("what_if"):
+        return None  # a what-if's FP side is the FP network's own section
+    b = inp.baseline
+    return {"label": inp.baseline_label or "FP baseline", "arch": b.meta.get("arch"),
+            "source": _source_text(b), "provenance": provenance_lines(b.meta)}
+
+
+def _source_text(a: Analysis) -> str:
+    ck = a.meta.get("checkpoint") or {}
+    source = str(ck.get("source", "in-memory model"))
+    return f"{source}, {ck['derived']}" if ck.get("derived") else source
 
 
 def _history(analysis: Analysis):
@@ -171,7 +190,9 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
                   jpeg_note: str | None, title: str | None, models: list) -> None:
     entries = [(i.label, i.analysis) for i in inputs]
     baseline = {i.label: i.baseline for i in inputs if i.baseline is not None}
-    table3 = T.table3(entries, baseline or None)
+    table3 = T.table3(entries, baseline or None,
+                      baseline_labels={i.label: i.baseline_label for i in inputs
+                                       if i.baseline_label})
     T.export(table3, folder)
     first = inputs[0].analysis
     cost = T.cost_model_table(first)
@@ -186,7 +207,7 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
     for inp in inputs:
         a = inp.analysis
         slug = slugify(inp.label)
-        layer_tab = dataclasses.replace(T.layer_table(a), name=f"layers_{slug}")
+        layer_tab = dataclasses.replace(T.layer_table(a, who=inp.label), name=f"layers_{slug}")
         T.export(layer_tab, folder)
         figs, hist_figs = [], []
         for spec in F.all_figures(a):
@@ -197,7 +218,7 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
         history = _history(a)
         networks.append({
             "label": inp.label, "slug": slug, "arch": a.meta.get("arch"),
-            "source": (a.meta.get("checkpoint") or {}).get("source", "in-memory model"),
+            "source": _source_text(a),
             "layer_table": T.to_html(layer_tab), "figures": figs, "history_figures": hist_figs,
             "history_note": ("This checkpoint carries no training history (a plain state_dict "
                              "or an in-memory model), so sparsity evolution, scales and "
@@ -207,6 +228,7 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
             "unsupported_ops": a.meta.get("unsupported_ops", {}),
             "other_ops": a.meta.get("other_ops", {}),
             "provenance": provenance_lines(a.meta),
+            "baseline": _baseline_section(inp),
         })
     context = {
         "title": title or "TTQ efficiency report: " + ", ".join(i.label for i in inputs),

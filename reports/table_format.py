@@ -52,6 +52,8 @@ class Table:
     caption: str
     formats: dict[str, str] = field(default_factory=dict)
     group_by: str | None = None
+    groups: list | None = None  # a block key per row, instead of ``group_by``'s column
+    html_parts: tuple | None = None  # ((title, (column, ...)), ...): HTML only, see to_html
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -100,9 +102,12 @@ def _numeric_columns(table: Table) -> set[str]:
 
 def _group_starts(table: Table) -> list[bool]:
     """True where a new row block starts (the ``group_by`` value changes)."""
-    if table.group_by is None or table.group_by not in table.df.columns:
+    if table.groups is not None and len(table.groups) == len(table.df):
+        values = list(table.groups)
+    elif table.group_by is None or table.group_by not in table.df.columns:
         return [False] * len(table.df)
-    values = list(table.df[table.group_by])
+    else:
+        values = list(table.df[table.group_by])
     return [i > 0 and values[i] != values[i - 1] for i in range(len(values))]
 
 
@@ -170,22 +175,46 @@ def _data_value(value: Any) -> str:
     return repr(value)
 
 
+def _header(name: str) -> Markup:
+    """A column name that may wrap after each ``_`` (``compute_<wbr>dense_<wbr>uJ``), so a
+    narrow page wraps headers instead of cutting columns."""
+    return Markup("_<wbr>").join(escape(part) for part in str(name).split("_"))
+
+
 def to_html(table: Table) -> Markup:
     """An HTML ``<table>`` with ``<caption>``, ``<thead>`` and ``<tbody>``.  Numbers are
     formatted with ``table.formats``; each numeric ``<td>`` has class ``num`` and a
     ``data-value`` attribute with the raw number's repr (``NaN`` when missing); every text
-    is HTML-escaped."""
-    cols = list(table.df.columns)
+    is HTML-escaped; column names may wrap after ``_``.
+
+    A wide table with ``html_parts`` is shown as one ``<table>`` per part, stacked (the
+    caption above the first, id ``<name>``; the others ``<name>-2``, ...), each part with
+    its own columns and the key columns it lists again, so it fits a 1,400-px screen and
+    a printed page; the CSV/LaTeX/Markdown exports keep the one table."""
+    if not table.html_parts:
+        return _html_table(table, list(table.df.columns), table.name, table.title, table.caption)
+    out = []
+    for i, (title, columns) in enumerate(table.html_parts):
+        cols = [c for c in columns if c in table.df.columns]
+        name = table.name if i == 0 else f"{table.name}-{i + 1}"
+        caption = table.caption if i == 0 else "(continued; the same rows)"
+        out.append(_html_table(table, cols, name, f"{table.title}, part {i + 1} of "
+                                                  f"{len(table.html_parts)}: {title}", caption))
+    return Markup('<div class="table-parts">{}</div>').format(Markup("\n").join(out))
+
+
+def _html_table(table: Table, cols: list[str], name: str, title: str, caption: str) -> Markup:
     numeric = _numeric_columns(table)
-    out = [Markup('<table class="ttq-table" id="{}">').format(table.name),
-           Markup("<caption><strong>{}.</strong> {}</caption>").format(table.title, table.caption),
+    out = [Markup('<table class="ttq-table" id="{}">').format(name),
+           Markup("<caption><strong>{}.</strong> {}</caption>").format(title, caption),
            Markup("<thead><tr>")]
     for c in cols:
         cls = Markup(' class="num"') if c in numeric else Markup("")
-        out.append(Markup('<th scope="col"{}>{}</th>').format(cls, escape(c)))
+        out.append(Markup('<th scope="col"{}>{}</th>').format(cls, _header(c)))
     out.append(Markup("</tr></thead><tbody>"))
     starts = _group_starts(table)
-    for i, row in enumerate(table.df.itertuples(index=False, name=None)):
+    frame = table.df.loc[:, cols]
+    for i, row in enumerate(frame.itertuples(index=False, name=None)):
         out.append(Markup('<tr class="group-start">') if starts[i] else Markup("<tr>"))
         for c, v in zip(cols, row):
             text = format_value(v, table.formats.get(c))

@@ -65,8 +65,15 @@ def _energy_model_name(a: Analysis) -> str:
 
 
 def _data_phrase(a: Analysis) -> str:
+    """"1,000 images of the CIFAR-10 test split (fixed class-balanced subset)": the images
+    the analysis measured (``meta["measurement_data"]``, which ``ttq-report`` records;
+    analyses without it name the dataset the checkpoint records)."""
     images = int(a.meta.get("images") or 0)
-    dataset = (a.meta.get("checkpoint") or {}).get("dataset") or "an unrecorded dataset"
+    measured = a.meta.get("measurement_data") or {}
+    dataset = (f"the {measured['split']}" if measured.get("split") else
+               (a.meta.get("checkpoint") or {}).get("dataset") or "an unrecorded dataset")
+    if measured.get("subset"):
+        dataset += f" ({measured['subset']})"
     if images == 0:
         return f"no images of {dataset} (measured columns are empty)"
     return f"{_plural(images, 'image')} of {dataset}"
@@ -97,10 +104,12 @@ def _assumptions(analyses: Sequence[Analysis]) -> str:
 
 
 def _analysis_name(a: Analysis) -> str:
-    source = (a.meta.get("checkpoint") or {}).get("source")
+    ck = a.meta.get("checkpoint") or {}
+    source = ck.get("source")
     arch = a.meta.get("arch") or a.network.arch or "model"
     if source and source != "module":
-        return f"{arch} ({Path(str(source)).name})"
+        derived = f", {ck['derived']}" if ck.get("derived") else ""
+        return f"{arch} ({Path(str(source)).name}{derived})"
     return str(arch)
 
 
@@ -124,6 +133,17 @@ TABLE3_FORMATS = {
 
 ACT_MEMORY_COLUMNS = ("act_memory_dense_uJ", "act_memory_measured_uJ")
 """Table 3 columns added when activation memory is counted (``--act-memory sram|dram``)."""
+
+TABLE3_HTML_PARTS = (
+    ("accuracy, size and operations",
+     ("network", "precision", "test_acc", "params", "weight_bits", "macs", "ternary_adds",
+      "ternary_mults", "weight_sparsity", "act_sparsity")),
+    ("energy per inference (\u00b5J) and savings",
+     ("network", "precision", "compute_dense_uJ", "memory_uJ", "act_memory_dense_uJ",
+      "total_dense_uJ", "compute_measured_uJ", "act_memory_measured_uJ", "total_measured_uJ",
+      "saving_dense", "saving_measured")),
+)
+"""How the HTML report shows Table 3: two stacked tables (the exports keep one)."""
 
 
 def _energy(net: NetworkResult, precision: str) -> dict[str, float]:
@@ -208,7 +228,8 @@ def _check_baseline(label: str, tern: Analysis, fp: Analysis) -> None:
 
 def table3(entries: Sequence[tuple[str, Analysis]],
            baseline: dict[str, Analysis] | None = None, *,
-           name: str = "table3_energy") -> Table:
+           name: str = "table3_energy",
+           baseline_labels: dict[str, str] | None = None) -> Table:
     """The TTQ paper's Table 3 layout: per network an ``FP32`` row and, for a ternary
     network, a ``TTQ`` row, with accuracy, sizes, operation counts, sparsities, energies
     (µJ per inference of one input) and savings.
@@ -220,6 +241,12 @@ def table3(entries: Sequence[tuple[str, Analysis]],
     network's activations (accuracy unknown: NaN).  ``saving_dense`` = FP32
     ``total_dense_uJ`` / TTQ ``total_dense_uJ``, ``saving_measured`` likewise with measured
     activations.  An FP-only analysis gives one FP32 row with its own energy.
+
+    ``baseline_labels`` maps a label to its baseline's own name, shown in that FP32 row
+    (default: the baseline's architecture and file name).  A baseline that is also an
+    entry (the same ``Analysis`` object: an FP network and its what-if estimate, or a
+    ``--baseline`` also given as an input) keeps its one FP32 row; the TTQ row's savings
+    are over it.
     """
     entries = list(entries)
     if not entries:
@@ -230,9 +257,14 @@ def table3(entries: Sequence[tuple[str, Analysis]],
     if unknown:
         raise ConfigError(f"table3: baseline label {unknown[0]!r} matches no entry; "
                           f"entry labels: {', '.join(map(repr, labels))}")
+    names = dict(baseline_labels or {})
     rows: list[dict[str, Any]] = []
+    groups: list[int] = []  # row block of each row: a network with its FP32 row
+    fp_rows: dict[int, tuple[int, str]] = {}  # id(FP analysis) -> (its block, its row's name)
     used: list[Analysis] = []
-    twin_labels, baseline_labels, fp_only_labels = [], [], []
+    twin_labels, fp_only_labels = [], []
+    paired: list[tuple[str, str]] = []  # (ternary label, the FP32 row it is compared with)
+    fp_entries = {id(a) for label, a in entries if isinstance(a, Analysis) and not a.network.ternary}
     for label, a in entries:
         if not isinstance(a, Analysis):
             raise ConfigError(f"table3: entry {label!r} is a {type(a).__name__}, not an Analysis")
@@ -241,19 +273,40 @@ def table3(entries: Sequence[tuple[str, Analysis]],
             if label in baseline:
                 raise ConfigError(f"table3: {label!r} is already a full-precision analysis; "
                                   f"drop its baseline")
+            if id(a) in fp_rows:  # the same analysis given twice: one row
+                continue
+            fp_rows[id(a)] = (len(set(groups)), label)
+            groups.append(fp_rows[id(a)][0])
             rows.append(_fp_row(label, a, own_model=True))
             fp_only_labels.append(label)
             continue
         fp = baseline.get(label)
         if fp is not None:
             _check_baseline(label, a, fp)
-            fp_row = _fp_row(label, fp, own_model=True)
             used.append(fp)
-            baseline_labels.append(label)
+            if id(fp) not in fp_rows and id(fp) in fp_entries:
+                # the baseline is an entry further down: its row comes first, with its name
+                fp_label = next(lab for lab, e in entries if e is fp)
+                fp_rows[id(fp)] = (len(set(groups)), fp_label)
+                groups.append(fp_rows[id(fp)][0])
+                rows.append(_fp_row(fp_label, fp, own_model=True))
+                fp_only_labels.append(fp_label)
+            if id(fp) in fp_rows:  # its FP32 row is already in the table: not repeated
+                block, fp_label = fp_rows[id(fp)]
+            else:
+                fp_label = names.get(label) or _analysis_name(fp)
+                block = len(set(groups))
+                fp_rows[id(fp)] = (block, fp_label)
+                groups.append(block)
+                rows.append(_fp_row(fp_label, fp, own_model=True))
+            paired.append((label, fp_label))
         else:
-            fp_row = _fp_row(label, a, own_model=False)
+            block = len(set(groups))
+            groups.append(block)
+            rows.append(_fp_row(label, a, own_model=False))
             twin_labels.append(label)
-        rows.extend([fp_row, _ttq_row(label, a, fp)])
+        groups.append(block)
+        rows.append(_ttq_row(label, a, fp))
     columns = list(TABLE3_COLUMNS)
     formats = dict(TABLE3_FORMATS)
     with_act_memory = any(str(a.meta.get("act_memory", "none")) != "none" for a in used)
@@ -266,12 +319,13 @@ def table3(entries: Sequence[tuple[str, Analysis]],
     df = pd.DataFrame(rows, columns=columns)
     return Table(name=name, title=f"Accuracy, size, operations and energy: {title_base} vs TTQ",
                  df=df, caption=_table3_caption(entries, baseline, twin_labels,
-                                                baseline_labels, fp_only_labels, used,
+                                                paired, fp_only_labels, used,
                                                 with_act_memory),
-                 formats=formats, group_by="network")
+                 formats=formats, group_by="network", groups=groups,
+                 html_parts=TABLE3_HTML_PARTS)
 
 
-def _table3_caption(entries, baseline, twin_labels, baseline_labels, fp_only_labels,
+def _table3_caption(entries, baseline, twin_labels, paired, fp_only_labels,
                     used, with_act_memory: bool = False) -> str:
     parts = [f"Test accuracy (fraction), parameters, weight storage (bits), dense MACs, "
              f"ternary additions and multiplications (dense activations), weight sparsity "
@@ -279,19 +333,22 @@ def _table3_caption(entries, baseline, twin_labels, baseline_labels, fp_only_lab
              f"and energy in \u00b5J per inference of one input, FP32 and TTQ rows side by side, "
              f"for {_join(label for label, _ in entries)}."]
     data = []
+    fp_names = dict(paired)
     for label, a in entries:
         data.append((label, _data_phrase(a)))
         if label in baseline:
-            data.append((f"{label} FP32 baseline", _data_phrase(baseline[label])))
+            data.append((fp_names.get(label, f"{label} FP32 baseline"),
+                         _data_phrase(baseline[label])))
     if len({phrase for _, phrase in data}) == 1:
         parts.append(f"Activations measured on {data[0][1]}"
                      + (" for every model." if len(data) > 1 else "."))
     else:
         parts.append("Activations measured on " + "; ".join(f"{phrase} ({who})"
                                                              for who, phrase in data) + ".")
-    if baseline_labels:
-        parts.append(f"FP32 rows of {_join(baseline_labels)}: the trained full-precision "
-                     f"checkpoint with its own accuracy and measured activations.")
+    for label, fp_label in paired:
+        parts.append(f"{label} is compared with the FP32 row of {fp_label}: the trained "
+                     f"full-precision checkpoint with its own accuracy and measured "
+                     f"activations.")
     if twin_labels:
         parts.append(f"FP32 rows of {_join(twin_labels)}: the same architecture counted in "
                      f"FP32 with the ternary network's own activations (no FP accuracy).")
@@ -318,10 +375,36 @@ LAYER_COLUMNS = (
 )
 
 
-def layer_table(analysis: Analysis, *, name: str = "layers") -> Table:
+LAYER_HTML_PARTS = (
+    ("sizes, weights and activations",
+     ("layer", "kind", "ternary", "params", "macs", "weight_sparsity", "frac_pos", "frac_neg",
+      "wp", "wn", "act_sparsity")),
+    ("operations and energy (pJ per inference)",
+     ("layer", "kind", "ternary_adds", "effective_adds", *(f"{s}_total_pJ" for s in SCENARIOS))),
+)
+"""How the HTML report shows the per-layer table: two stacked tables (the exports keep one)."""
+
+
+def _scales_phrase(a: Analysis) -> str:
+    """What the wp, wn columns hold for this network, from what its meta records."""
+    if not a.network.ternary:
+        return "wp, wn: not applicable (no ternary layer)"
+    if a.meta.get("what_if"):
+        return ("wp, wn: least-squares ternary scales of the FP weights, not trained (an "
+                "untrained what-if estimate)")
+    found = [n for n, d in ((a.meta.get("ternary_detection") or {}).get("layers") or {}).items()
+             if d.get("ternary")]
+    if found and not (a.meta.get("checkpoint") or {}).get("quant"):
+        return ("wp, wn: the positive and negative weight values found in the file "
+                "(ternary weights detected, trained elsewhere)")
+    return "wp, wn: trained ternary scales"
+
+
+def layer_table(analysis: Analysis, *, name: str = "layers", who: str | None = None) -> Table:
     """One row per conv/linear layer (module order): sizes, weight and activation
     sparsity, Wp/Wn, ternary additions (dense and measured) and the total energy of each
-    scenario in pJ per inference of one input."""
+    scenario in pJ per inference of one input.  ``who``: the network's name in the title
+    and caption (default: its architecture and file name)."""
     missing = [c for c in LAYER_COLUMNS if c not in analysis.layers.columns]
     if missing:
         raise ConfigError(f"layer_table: the analysis lacks layer column(s) {', '.join(missing)}; "
@@ -333,11 +416,11 @@ def layer_table(analysis: Analysis, *, name: str = "layers") -> Table:
                "frac_pos": _FRACTION, "frac_neg": _FRACTION, "wp": _SCALE, "wn": _SCALE,
                "act_sparsity": _FRACTION, "ternary_adds": _COUNT, "effective_adds": _COUNT,
                **{f"{s}_total_pJ": _PJ for s in SCENARIOS}}
-    who = _analysis_name(analysis)
+    who = who or _analysis_name(analysis)
     caption = (f"Per-layer breakdown of {who} ({len(df)} conv/linear layers, PyTorch module "
                f"names), activations measured over {_data_phrase(analysis)}. weight_sparsity, "
                f"frac_pos, frac_neg: fractions of zero, positive and negative ternary weights "
-               f"(FP layers: fraction of zero weights); wp, wn: trained ternary scales; "
+               f"(FP layers: fraction of zero weights); {_scales_phrase(analysis)}; "
                f"act_sparsity: fraction of zeros in the layer's input, mean over images; "
                f"ternary_adds: additions with dense activations, effective_adds: additions "
                f"with the measured activations; *_total_pJ: compute + weight-memory energy in "
@@ -345,7 +428,7 @@ def layer_table(analysis: Analysis, *, name: str = "layers") -> Table:
                f"vs measured activations). NaN: not applicable (FP layer) or not measured. "
                + _assumptions([analysis]))
     return Table(name=name, title=f"Per-layer analysis: {who}", df=df, caption=caption,
-                 formats=formats)
+                 formats=formats, html_parts=LAYER_HTML_PARTS)
 
 
 # ----------------------------------------------------------------------------- cost model
@@ -492,11 +575,12 @@ def dense_assumption(a: Analysis) -> dict[str, Any] | None:
 # ----------------------------------------------------------------------------- terminal
 
 def summary_text(entries: Sequence[tuple[str, Analysis]],
-                 baseline: dict[str, Analysis] | None = None) -> str:
+                 baseline: dict[str, Analysis] | None = None,
+                 baseline_labels: dict[str, str] | None = None) -> str:
     """Table 3 for the terminal: the same rows and numbers (same baseline pairing), compact:
     accuracy, weight storage, dense MACs, total energy (µJ per inference) with dense and
     with measured activations, and the savings of TTQ over FP32 counted like with like."""
-    t = table3(entries, baseline)
+    t = table3(entries, baseline, baseline_labels=baseline_labels)
     cols = {"network": "network", "precision": "prec", "test_acc": "acc %",
             "weight_bits": "weights Mbit", "macs": "MACs M", "total_dense_uJ": "dense uJ",
             "total_measured_uJ": "measured uJ", "saving_dense": "saving dense",

@@ -141,7 +141,10 @@ def test_normalization_precedence():
     req = normalization_request("imagenet")
     n = choose_normalization(recorded, req, named, default)  # the checkpoint's own wins
     assert n.mean == (0.7, 0.7, 0.7) and "recorded in the checkpoint" in n.origin
-    assert "--normalization imagenet ignored" in n.origin
+    assert "--normalization imagenet was not applied to it" in n.origin
+    same = {"mean": list(TORCHVISION_IMAGENET_MEAN), "std": list(TORCHVISION_IMAGENET_STD)}
+    n = choose_normalization(same, req, named, default)  # a record equal to the request
+    assert n.origin == "recorded in the checkpoint (the same statistics as --normalization imagenet)"
     n = choose_normalization(None, req, named, default)
     assert n.mean == TORCHVISION_IMAGENET_MEAN and n.origin.startswith("--normalization imagenet")
     assert choose_normalization(None, None, named, default) is default

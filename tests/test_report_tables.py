@@ -55,10 +55,12 @@ def _row(table: Table, precision: str, network: str = LABEL) -> pd.Series:
 # ----------------------------------------------------------------------------- table 3
 
 def test_table3_with_baseline_equals_network_values(ttq, fp):
-    t = table3([(LABEL, ttq)], baseline={LABEL: fp})
+    t = table3([(LABEL, ttq)], baseline={LABEL: fp}, baseline_labels={LABEL: "r20-fp/best"})
     assert len(t.df) == 2
     assert list(t.df["precision"]) == ["FP32", "TTQ"]
-    fp_row, tq_row = _row(t, "FP32"), _row(t, "TTQ")
+    # the FP32 row is the baseline, under its own name; one row block with the TTQ row
+    fp_row, tq_row = _row(t, "FP32", "r20-fp/best"), _row(t, "TTQ")
+    assert t.groups == [0, 0]
     for col, key in NETWORK_KEYS.items():
         assert fp_row[col] == _energy_of(fp, "fp32", key)
         assert tq_row[col] == _energy_of(ttq, "ttq", key)
@@ -82,7 +84,24 @@ def test_table3_with_baseline_equals_network_values(ttq, fp):
     # raw floats, never formatted strings
     for col in ENERGY + ("test_acc", "macs", "saving_dense"):
         assert pd.api.types.is_float_dtype(t.df[col])
-    assert "FP32 rows of ResNet-20: the trained full-precision checkpoint" in t.caption
+    assert ("ResNet-20 is compared with the FP32 row of r20-fp/best: the trained "
+            "full-precision checkpoint") in t.caption
+    # without a name for it, the baseline row says which file it is
+    unnamed = table3([(LABEL, ttq)], baseline={LABEL: fp})
+    assert unnamed.df["network"][0] == "resnet20 (resnet20_fp_best.pt)"
+
+
+def test_table3_lists_a_baseline_that_is_also_an_entry_once(ttq, fp):
+    """An FP network and a ternary network compared with it (a what-if estimate, or a
+    --baseline also given as an input): one FP32 row, and the savings are over it."""
+    t = table3([("fp", fp), ("tern", ttq)], baseline={"tern": fp})
+    assert list(zip(t.df["network"], t.df["precision"])) == [("fp", "FP32"), ("tern", "TTQ")]
+    assert t.groups == [0, 0]
+    want = fp.network.energy.fp32_dense.total_uJ / ttq.network.energy.ttq_dense.total_uJ
+    assert t.df["saving_dense"][1] == pytest.approx(want, rel=1e-12)
+    later = table3([("tern", ttq), ("fp", fp)], baseline={"tern": fp})  # the FP entry after
+    assert list(zip(later.df["network"], later.df["precision"])) == [("fp", "FP32"),
+                                                                      ("tern", "TTQ")]
 
 
 def test_table3_without_baseline_uses_the_fp_twin(ttq):
@@ -263,8 +282,13 @@ def test_html_escapes_text_and_keeps_raw_numbers(ttq, fp):
     parser.feed(html)
     assert {"table", "caption", "thead", "tbody", "th", "td"} <= parser.tags
     assert "script" not in parser.tags
+    # the HTML shows the columns in parts (each a table of the same rows), every
+    # numeric column exactly once
+    parts = [[c for c in cols if c in t.df.columns] for _, cols in t.html_parts]
     numeric = [c for c in t.df.columns if c not in ("network", "precision")]
-    expected = [t.df.loc[r, c] for r in range(len(t.df)) for c in numeric]
+    assert sorted(c for cols in parts for c in cols if c in numeric) == sorted(numeric)
+    expected = [t.df.loc[r, c] for cols in parts for r in range(len(t.df)) for c in cols
+                if c in numeric]
     assert len(parser.values) == len(expected)
     for got, want in zip(parser.values, expected):
         if math.isnan(want):

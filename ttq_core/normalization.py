@@ -105,11 +105,18 @@ def choose_normalization(recorded: Mapping | None, request: NormalizationRequest
     statistics the measurement data can offer by name (a name it lacks is a ConfigError);
     ``default``: what the data uses when nothing else says."""
     if recorded:
+        mean = tuple(float(v) for v in recorded["mean"])
+        std = tuple(float(v) for v in recorded["std"])
         origin = "recorded in the checkpoint"
         if request is not None:
-            origin += f" ({request.describe()} ignored: it applies to files that record none)"
-        return Normalization(tuple(float(v) for v in recorded["mean"]),
-                             tuple(float(v) for v in recorded["std"]), origin)
+            asked = (named.get(request.name) if request.name is not None
+                     else Normalization(request.mean, request.std, ""))
+            if asked is not None and _same_statistics(asked, mean, std):
+                origin += f" (the same statistics as {request.describe()})"
+            else:
+                origin += (f"; {request.describe()} was not applied to it: that flag sets "
+                           f"the statistics of inputs that record none")
+        return Normalization(mean, std, origin)
     if request is None:
         return default
     if request.name is not None:
@@ -119,6 +126,11 @@ def choose_normalization(recorded: Mapping | None, request: NormalizationRequest
         n = named[request.name]
         return Normalization(n.mean, n.std, f"--normalization {request.name}: {n.origin}")
     return Normalization(request.mean, request.std, f"given as {request.describe()}")
+
+
+def _same_statistics(n: Normalization, mean, std, rel: float = 1e-4) -> bool:
+    return (len(n.mean) == len(mean) and len(n.std) == len(std)
+            and all(math.isclose(a, b, rel_tol=rel) for a, b in zip(n.mean + n.std, mean + std)))
 
 
 def renormalized(source, normalization: Normalization):

@@ -19,8 +19,8 @@ examples:
   ttq-train --arch resnet20 --mode ttq --init runs/r20-fp/best.pt --epochs 40 --out runs/r20-ttq
 
   # fine-tune a published plain state_dict trained on ImageNet-normalised inputs (e.g.
-  # akamaster's resnet20-12fdcd6e.th): say so, or it is fed CIFAR-10 statistics
-  ttq-train --arch resnet20 --mode ttq --init resnet20-12fdcd6e.th --normalization imagenet \\
+  # akamaster's pretrained_models/resnet20.th): say so, or it gets CIFAR-10 statistics
+  ttq-train --arch resnet20 --mode ttq --init resnet20.th --normalization imagenet \\
             --epochs 40 --out runs/r20-ttq
 
   # a quick CPU run on a fixed class-balanced subset, offline, from the JPEG archive

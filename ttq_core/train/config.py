@@ -133,9 +133,9 @@ class TrainConfig:
             bad("bn_recal_images", f"must be >= 0, got {self.bn_recal_images}")
         if self.grad_stats_every < 0:
             bad("grad_stats_every", f"must be >= 0, got {self.grad_stats_every}")
+        self.normalization_request()  # one-line errors for --normalization/--mean/--std
         uses_sparsity = self.target_sparsity is not None or bool(self.layer_sparsity)
         if uses_sparsity and self.layer_thresholds:
-        self.normalization_request()  # one-line errors for --normalization/--mean/--std
             bad("layer_threshold", "cannot be combined with --target-sparsity/--layer-sparsity "
                 "(one threshold rule per run)")
         if self.target_sparsity is not None and not 0 <= self.target_sparsity < 1:
@@ -144,14 +144,14 @@ class TrainConfig:
             bad("mode", "ternarization options need --mode ttq")
         return self
 
-    def quant_request(self) -> dict[str, Any]:
-        """Arguments for ``ternarize`` (rule, threshold value(s), keep_fp, scale_grad)."""
     def normalization_request(self):
         """The ``--normalization``/``--mean``/``--std`` request (None: nothing asked), checked
         (:func:`ttq_core.normalization.normalization_request`)."""
         from ..normalization import normalization_request
         return normalization_request(self.normalization, self.norm_mean, self.norm_std)
 
+    def quant_request(self) -> dict[str, Any]:
+        """Arguments for ``ternarize`` (rule, threshold value(s), keep_fp, scale_grad)."""
         if self.target_sparsity is not None or self.layer_sparsity:
             rule = "sparsity"
             values: Any = dict(self.layer_sparsity)
