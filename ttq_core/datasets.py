@@ -4,7 +4,7 @@ new dataset is one entry here.
 
 Training: either ``loader`` (``(data_dir, progress=...)`` -> arrays with ``train``/``test``
 splits, held in memory) with ``num_classes``, or ``prepare`` (``(cfg, device)`` ->
-``ttq_core.train.loop.Split``) for data streamed from disk.  Measurement: ``measurement``
+:class:`Split`) for data streamed from disk.  Measurement: ``measurement``
 (``(data_dir, *, limit, device, workers, image_size, progress)`` ->
 :class:`MeasurementData`, which also offers the input normalisations the data can name and
 a few training images for batch-norm re-estimation).
@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from .data import load_cifar10
+from .data.device import DeviceData  # noqa: F401  (Split's field type)
 from .errors import ConfigError
 from .normalization import (IMAGENET_MEAN, IMAGENET_STD, Normalization, NormalizationRequest,
                             choose_normalization, renormalized)
@@ -58,6 +59,20 @@ class MeasurementData:
     def data_for(self, loaded=None, request: NormalizationRequest | None = None):
         """The images normalised as ``loaded`` expects (see :meth:`normalization_for`)."""
         return self.batches_for(self.normalization_for(loaded, request))
+
+
+@dataclass
+class Split:
+    """A training run's data: its train and test batches, the normalisation applied to both,
+    where the data came from, and (data read from disk) the number of classes.  Defined
+    here, beside the registry whose ``prepare`` returns it; ``ttq_core.train.setup`` and
+    ``ttq_core.train.loop`` re-export it."""
+
+    train: "DeviceData"    # or anything with the same batches()/num_batches()/len()
+    test: "DeviceData"
+    normalization: dict
+    source: str
+    num_classes: int | None = None
 
 
 @dataclass(frozen=True)
@@ -127,7 +142,6 @@ def _imagenet_measurement(data_dir, *, limit=None, device="cpu", workers=4, imag
 def _prepare_imagenet(cfg, device):
     from .data.imagenet import imagenet_splits
     from .models import model_spec
-    from .train.loop import Split
     size = cfg.image_size or model_spec(cfg.arch).input_size[-1]
     s = imagenet_splits(cfg.data_dir, image_size=size, device=device, workers=cfg.workers,
                         limit_train=cfg.limit_train, limit_test=cfg.limit_test, seed=cfg.seed,

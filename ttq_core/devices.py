@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import torch
 
-from . import distributed
 from .errors import ConfigError
+from .launch import local_device
 
 
 def default_device() -> torch.device:
@@ -29,7 +29,7 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
         if dev.type == "cuda" and not torch.cuda.is_available():
             raise ConfigError("--device cuda requested but no CUDA device is available; "
                               "use --device cpu")
-    return distributed.local_device(dev)
+    return local_device(dev)
 
 
 __all__ = ["default_device", "resolve_device"]

@@ -17,39 +17,21 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
-from dataclasses import dataclass
 from typing import Any, Iterator, Sequence
 
 import torch
 import torch.distributed as dist
+
+from .devices import resolve_device
+from .errors import ConfigError
+# re-exported: the launcher's view lives in ttq_core.launch (devices needs it too)
+from .launch import Launch, launch_info, local_device
 
 __all__ = ["Launch", "launch_info", "session", "active", "rank", "world_size", "is_main",
            "barrier", "all_reduce_sum", "all_reduce_min", "sum_numbers", "all_gather_objects",
            "average_buffers", "rank_prefix", "backend_for", "local_device"]
 
 TIMEOUT = datetime.timedelta(minutes=30)  # a collective waiting longer than this fails
-
-
-@dataclass(frozen=True)
-class Launch:
-    """What the launcher (torchrun) says about this process."""
-
-    rank: int
-    world_size: int
-    local_rank: int
-
-
-def launch_info() -> Launch | None:
-    """``Launch`` from torchrun's environment variables, or ``None`` when not launched by
-    it (or launched with a single process)."""
-    try:
-        world = int(os.environ.get("WORLD_SIZE", "1"))
-        rank_ = int(os.environ.get("RANK", "0"))
-        local = int(os.environ.get("LOCAL_RANK", str(rank_)))
-    except ValueError:
-        return None
-    return Launch(rank_, world, local) if world > 1 else None
 
 
 def active() -> bool:
@@ -80,14 +62,6 @@ def backend_for(device: torch.device) -> str:
     return "nccl" if device.type == "cuda" else "gloo"
 
 
-def local_device(device: torch.device) -> torch.device:
-    """Under torchrun, a CUDA device without an index becomes ``cuda:LOCAL_RANK``."""
-    info = launch_info()
-    if info is not None and device.type == "cuda" and device.index is None:
-        return torch.device("cuda", info.local_rank)
-    return device
-
-
 @contextlib.contextmanager
 def session(device: torch.device | str | None = None) -> Iterator[bool]:
     """Initialise the default process group for a torchrun launch (no-op otherwise).
@@ -102,8 +76,6 @@ def session(device: torch.device | str | None = None) -> Iterator[bool]:
     if info is None or not dist.is_available() or dist.is_initialized():
         yield active()
         return
-    from .devices import resolve_device
-    from .errors import ConfigError
     try:
         dev = resolve_device(device)
     except ConfigError:  # a bad --device: the trainer reports it as a one-line error

@@ -5,7 +5,6 @@ benchmarks).  The loop itself: :mod:`ttq_core.train.loop`."""
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -15,7 +14,7 @@ from .. import distributed
 from ..checkpoint import load_model
 from ..data import balanced_subset
 from ..data.device import DeviceData, batch_block
-from ..datasets import dataset_spec
+from ..datasets import Split, dataset_spec  # Split re-exported: ttq_core.train.setup.Split
 from ..errors import ConfigError
 from ..models import build_model, list_models
 from ..quantize import ternarize, ternary_layers
@@ -27,15 +26,6 @@ def _progress(iterable, enabled: bool, **kw):
         return iterable
     from tqdm.auto import tqdm
     return tqdm(iterable, dynamic_ncols=True, leave=False, **kw)
-
-
-@dataclass
-class Split:
-    train: DeviceData      # or anything with the same batches()/num_batches()/len()
-    test: DeviceData
-    normalization: dict
-    source: str
-    num_classes: int | None = None
 
 
 def load_data(cfg: TrainConfig, device: torch.device) -> Split:
