@@ -8,9 +8,14 @@ forward, ttq_core.quantize.grouped) and the per-layer reference path.  A step is
 fixed random batch, gradient statistics off (as on most training steps).  FP and TTQ
 steps are timed in alternating rounds so drift (clocks, other load) hits both alike; the
 reported time is the median round.  CUDA: bf16 autocast, channels_last, CUDA-event
-timing after warm-up; ``--compile`` also times torch.compile'd models.
+timing after warm-up; ``--compile`` also times torch.compile'd models and prints, per
+model, dynamo's recompilations, graph breaks and captured graphs during warm-up (issue 20:
+the TTQ model used to recompile once per layer shape and fall back to eager), and how
+much faster compiled is than eager.
 
-Targets (issue 2): TTQ/FP at most 1.15 on CPU and 1.3 on GPU.
+Targets: TTQ/FP at most 1.15 on CPU and 1.3 on GPU eager (issue 2); compiled TTQ/FP at
+most 1.15, compiled faster than eager, no recompilation (issue 20).
+GPU, one command: ``bash benchmarks/gpu_issue20.sh OUTDIR``.
 """
 
 from __future__ import annotations
@@ -61,7 +66,8 @@ def time_steps(step, x, y, n, device) -> float:
 
 
 def bench(device: torch.device, arch: str, batch: int, steps: int, rounds: int,
-          compiled: bool) -> tuple[float, float]:
+          compiled: bool) -> tuple[dict, dict]:
+    """(median seconds per step, dynamo facts of the warm-up when compiled) per model."""
     torch.manual_seed(0)
     fp = build_model(arch).to(device)
     ttq = ternarize(copy.deepcopy(fp))                                  # grouped (default)
@@ -79,13 +85,21 @@ def bench(device: torch.device, arch: str, batch: int, steps: int, rounds: int,
     if compiled:
         models = {k: torch.compile(m) for k, m in models.items()}
     step = {k: make_step(m, device, cuda) for k, m in models.items()}
+    dynamo = {}
     for k in step:  # warm-up (and compilation)
+        if compiled:
+            from torch._dynamo.utils import counters
+            counters.clear()
         time_steps(step[k], x, y, 3 if not compiled else 10, device)
+        if compiled:
+            dynamo[k] = {"recompiles": sum(counters["recompiles"].values()),
+                         "graph_breaks": sum(counters["graph_break"].values()),
+                         "graphs": counters["stats"]["unique_graphs"]}
     times = {k: [] for k in step}
     for _ in range(rounds):
         for k in step:
             times[k].append(time_steps(step[k], x, y, steps, device))
-    return {k: statistics.median(v) for k, v in times.items()}
+    return {k: statistics.median(v) for k, v in times.items()}, dynamo
 
 
 def main() -> None:
@@ -97,6 +111,8 @@ def main() -> None:
     p.add_argument("--rounds", type=int, default=5, help="alternating FP/TTQ rounds (median)")
     p.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda if present")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd models (CUDA)")
+    p.add_argument("--compile-cpu", action="store_true",
+                   help="with --compile, compile on the CPU too (needs a C++ compiler; slow)")
     args = p.parse_args()
     torch.set_flush_denormal(True)  # as the trainer does: denormals slow CPU convs up to 10x
     devices = args.devices or (["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
@@ -108,16 +124,25 @@ def main() -> None:
         batch = args.batch_size or (256 if cuda else 128)
         steps = args.steps or (50 if cuda else 5)
         label = torch.cuda.get_device_name(device) if cuda else f"cpu ({torch.get_num_threads()} threads)"
-        modes = [False] + ([True] if args.compile and cuda else [])
+        modes = [False] + ([True] if args.compile and (cuda or args.compile_cpu) else [])
+        eager = None
         for compiled in modes:
-            t = bench(device, args.arch, batch, steps, args.rounds, compiled)
-            target = 1.3 if cuda else 1.15
+            t, dynamo = bench(device, args.arch, batch, steps, args.rounds, compiled)
+            target = 1.15 if compiled or not cuda else 1.3
             ratio = t["ttq"] / t["fp"]
             verdict = "meets" if ratio <= target else "MISSES"
             print(f"{label:<28} {'compiled' if compiled else 'eager':<8} batch {batch:>4}: "
                   f"FP {t['fp'] * 1e3:8.2f} ms  TTQ {t['ttq'] * 1e3:8.2f} ms  "
                   f"ratio TTQ/FP {ratio:5.3f} ({verdict} target {target}); per-layer "
                   f"reference path {t['ttq_per_layer'] / t['fp']:5.3f}")
+            if not compiled:
+                eager = t
+                continue
+            for k, facts in dynamo.items():
+                print(f"{'':<28} compiled {k:<14} eager/compiled {eager[k] / t[k]:5.2f}x  "
+                      f"recompiles {facts['recompiles']}  graph breaks {facts['graph_breaks']}  "
+                      f"graphs {facts['graphs']}"
+                      f"{'' if facts['recompiles'] == 0 and eager[k] > t[k] else '  MISSES'}")
 
 
 if __name__ == "__main__":

@@ -18,6 +18,10 @@ How: :func:`enable_grouped` registers a forward pre-hook on the model that compu
 ternary weights of the group and hands each layer its own (tagged with the version of its
 latent weight, so a layer called on its own after an optimizer step recomputes instead of
 using a stale weight).  A forward hook drops the handed-out weights afterwards.
+
+Under ``torch.compile`` both hooks do nothing and each layer ternarizes its own weight
+(``TernaryLayerMixin.effective_weight``): the grouping exists to save eager dispatch, which
+a compiled graph does not pay, and dynamo cannot trace this hand-over.
 """
 
 from __future__ import annotations
@@ -139,6 +143,8 @@ class GroupedTernarizer:
         return self._layers
 
     def before(self, module, args):
+        if torch.compiler.is_compiling():
+            return
         groups: dict[bool, list[TernaryLayerMixin]] = {}
         for layer in self.layers():
             layer._handed_weight = None
@@ -157,6 +163,8 @@ class GroupedTernarizer:
                 layer.quantizer.last_delta = plan.last_delta[i]
 
     def after(self, module, args, output):
+        if torch.compiler.is_compiling():
+            return None
         for layer in self.layers():
             layer._handed_weight = None
         return None

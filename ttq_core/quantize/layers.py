@@ -133,9 +133,18 @@ class TernaryLayerMixin:
 
         Inside a model forward the ternary weight was usually computed already for all
         layers at once (:mod:`ttq_core.quantize.grouped`); it is used only while the latent
-        weight is unchanged since (same version counter)."""
+        weight is unchanged since (same version counter).
+
+        Under ``torch.compile`` every layer ternarizes its own weight here: the grouped
+        pre-hook stands aside (see ``grouped``), because dynamo can trace neither the
+        hand-over (the version counter breaks the graph in this method, and the frame then
+        recompiled once per layer shape until dynamo's limit, falling back to eager) nor
+        the grouped function's data-dependent ``repeat_interleave``; the compiler fuses the
+        per-layer ops instead, so the model compiles as one graph (``tests/test_compile.py``)."""
         if not self.quantize_enabled:
             return self.weight
+        if torch.compiler.is_compiling():
+            return self.quantizer(self.weight)
         handed = self._handed_weight
         if handed is not None and handed[1] == self.weight._version:
             return handed[0]
