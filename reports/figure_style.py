@@ -75,8 +75,13 @@ def _model_phrase(meta: dict | None) -> str:
 
 
 def _images_phrase(meta: dict) -> str:
-    ds = _dataset(meta)
+    """"10,000 images of the CIFAR-10 test split": the images measured on
+    (``meta["measurement_data"]``), else the dataset the checkpoint was trained on."""
     n = int(meta.get("images") or 0)
+    split = (meta.get("measurement_data") or {}).get("split")
+    if split:
+        return f"{n:,} images of the {split}"
+    ds = _dataset(meta)
     return f"{n:,} {ds} images" if ds else f"{n:,} images"
 
 

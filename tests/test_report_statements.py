@@ -192,6 +192,12 @@ def test_captions_name_the_measured_split_and_image_count(reports):
         for label, sec in _network_sections(page).items():
             layer_caption = _text(re.search(r"<caption>(.*?)</caption>", sec, re.S).group(1))
             assert f"activations measured over {phrase}" in layer_caption, label
+            # the figures name the same images (not the dataset a checkpoint trained on)
+            figures = [_text(c) for c in re.findall(r"<figcaption>(.*?)</figcaption>", sec, re.S)]
+            sparsity = [c for c in figures if "Distribution over" in c]
+            assert len(sparsity) == 1, label
+            assert f"Distribution over {IMAGES} images of the CIFAR-10 test split" in sparsity[0]
+            assert not any(f"{IMAGES} cifar10 images" in c for c in figures), label
 
 
 @needs_cifar
