@@ -5,13 +5,14 @@ A report folder (``ttq-report --out``, the sweep's ``report/``) is written only 
 * missing (it is created),
 * an empty folder, or
 * an earlier report of this toolkit: it holds the marker file :data:`MARKER`, whose
-  manifest lists every file that report wrote, and nothing else (a report written
-  before the marker existed is recognised by its ``report.html`` and ``analysis.json``
-  or ``sweep.json`` with this toolkit's ``format``, when it holds only files of the
-  kinds a report writes).
+  manifest lists every file that report wrote, and nothing else.
 
-Anything else (a run folder with checkpoints, ``.``, a home folder, an earlier report
-where someone added their own notes) is refused with one line and left untouched.
+Anything else is refused with one line, before anything is measured, and left untouched:
+a run folder with checkpoints, a home folder, an earlier report where someone added their
+own notes, a report written before the marker existed (its files cannot be told from a
+user's notes or measurements beside them), a symbolic link (the report would replace the
+link, not write where it points: give the real folder), and the current folder or a
+folder that holds it (``.``, ``..``: a report replaces its folder as a whole).
 
 The new report is built in a temporary folder beside the destination (named
 ``.<name>.<random>.tmp``; it gets the marker first, so it is recognisable), then moved
@@ -19,8 +20,11 @@ into place: a reader sees the old complete report or the new complete one.  The 
 build holds an exclusive lock (``.<name>.lock`` beside the folder, see
 :mod:`ttq_core.folder_lock`), so two reports racing for one folder cannot interleave: the
 second is refused naming the first's PID.  Under that lock, leftovers of killed earlier
-builds for the same destination (``.<name>.*.tmp`` and ``.<name>.old-<pid>`` folders that
-carry the marker) are removed.  The finished folder gets the permissions the umask gives
+builds for the same destination are removed: folders named exactly as this module names
+them for ``<name>`` (``.<name>.<8 random characters>.tmp``, ``.<name>.old-<pid>``) that
+carry the marker.  Such a folder is only ever made under ``<name>``'s lock, so while this
+process holds that lock its writer is provably dead; another destination's folders
+(``.<name>.y.<random>.tmp`` belongs to ``<name>.y``) never match.  The finished folder gets the permissions the umask gives
 (``mkdtemp`` makes 0700 folders).
 """
 
@@ -28,6 +32,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
@@ -45,10 +50,12 @@ def build_atomically(out_dir: str | os.PathLike, write: Callable[[Path], None]) 
     """Run ``write(folder)`` on a fresh temporary folder beside ``out_dir`` and move the
     result into place; refuse (one-line :class:`OutputError`) when ``out_dir`` is not
     missing, empty or an earlier report; return ``out_dir``."""
-    out_dir = Path(out_dir)
-    parent = _parent(out_dir)
-    with exclusive_lock(parent / f".{out_dir.name}.lock", f"report folder {out_dir}"):
-        check_destination(out_dir)
+    shown = Path(out_dir)
+    check_destination(shown)  # before the parent is created or the lock taken
+    out_dir = Path(os.path.abspath(shown))  # "./r/" and "r" are one destination
+    parent = _parent(shown)
+    with exclusive_lock(parent / f".{out_dir.name}.lock", f"report folder {shown}"):
+        check_destination(shown)
         _remove_leftovers(out_dir)
         try:
             tmp = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".tmp", dir=parent))
@@ -68,9 +75,19 @@ def build_atomically(out_dir: str | os.PathLike, write: Callable[[Path], None]) 
 
 def check_destination(out_dir: Path) -> None:
     """Raise :class:`OutputError` unless ``out_dir`` may receive a report (module doc)."""
+    out_dir = Path(out_dir)
+    if out_dir.is_symlink():
+        raise OutputError(f"--out {out_dir} is a symbolic link (to {os.readlink(out_dir)}); a "
+                          f"report replaces its folder as a whole, so it would replace the "
+                          f"link: give the real folder as --out, or remove the link")
+    full = os.path.abspath(out_dir)
+    if os.path.dirname(full) == full:
+        raise OutputError(f"--out {out_dir} is the root folder; give a new folder for the report")
+    if _holds(full, os.getcwd()):
+        raise OutputError(f"--out {out_dir} is the current folder or holds it; a report "
+                          f"replaces its folder as a whole: give a new subfolder, e.g. "
+                          f"--out {Path(out_dir) / 'report'}")
     if not out_dir.exists():
-        if out_dir.is_symlink():
-            raise OutputError(f"--out {out_dir} is a broken symbolic link; choose another folder")
         return
     if not out_dir.is_dir():
         raise OutputError(f"--out {out_dir} is a file, not a folder; choose another --out")
@@ -81,6 +98,10 @@ def check_destination(out_dir: Path) -> None:
     if not present:
         return
     written = _manifest(out_dir)
+    if written is None and _looks_like_unmarked_report(out_dir):
+        raise OutputError(f"--out {out_dir} holds a report written before report folders were "
+                          f"marked (no {MARKER}), so its files cannot be told from yours; "
+                          f"nothing was written: move or delete it, or choose another --out")
     if written is None:
         shown = ", ".join(present[:4]) + (f", … ({len(present)} files)" if len(present) > 4 else "")
         raise OutputError(f"--out {out_dir} is not empty and is not a report folder of this "
@@ -93,8 +114,17 @@ def check_destination(out_dir: Path) -> None:
                           f"them out or choose another --out")
 
 
+def _holds(folder: str, path: str) -> bool:
+    """Whether ``path`` is ``folder`` or lies inside it (both absolute)."""
+    try:
+        return os.path.commonpath([os.path.realpath(folder), os.path.realpath(path)]) == \
+            os.path.realpath(folder)
+    except ValueError:
+        return False
+
+
 def _parent(out_dir: Path) -> Path:
-    parent = out_dir.absolute().parent
+    parent = Path(os.path.abspath(out_dir)).parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
     except FileExistsError:
@@ -111,34 +141,29 @@ def _listing(folder: Path) -> list[str]:
     return sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*"))
 
 
-LEGACY_SUFFIXES = {".html", ".json", ".csv", ".md", ".tex", ".svg", ".png"}
-LEGACY_INDEX = {"analysis.json": "ttq-report", "sweep.json": "ttq-sweep"}
+UNMARKED_INDEX = {"analysis.json": "ttq-report", "sweep.json": "ttq-sweep"}
 
 
-def _legacy_manifest(folder: Path) -> set[str] | None:
-    """A report written before the marker existed: ``report.html`` plus this toolkit's
-    ``analysis.json``/``sweep.json`` (by its ``format`` field), and only plain files of
-    the kinds a report writes.  Anything else is not recognised (None)."""
-    entries = list(folder.iterdir())
-    if not (folder / "report.html").is_file() or any(
-            not p.is_file() or p.is_symlink() or p.suffix not in LEGACY_SUFFIXES for p in entries):
-        return None
-    for index, fmt in LEGACY_INDEX.items():
+def _looks_like_unmarked_report(folder: Path) -> bool:
+    """A report written before the marker existed: ``report.html`` beside this toolkit's
+    ``analysis.json``/``sweep.json`` (by its ``format`` field).  Only the error message
+    depends on it: such a folder is refused like any other unmarked one."""
+    if not (folder / "report.html").is_file():
+        return False
+    for index, fmt in UNMARKED_INDEX.items():
         try:
             if json.loads((folder / index).read_text()).get("format") == fmt:
-                return {p.name for p in entries}
-        except (OSError, ValueError, AttributeError):
+                return True
+        except (OSError, ValueError, AttributeError, RecursionError):
             continue
-    return None
+    return False
 
 
 def _manifest(folder: Path) -> set[str] | None:
     """The paths an earlier report wrote, or None when ``folder`` is not a report."""
     try:
         data = json.loads((folder / MARKER).read_text())
-    except FileNotFoundError:
-        return _legacy_manifest(folder)
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return None
     if not isinstance(data, dict) or data.get("format") != MARKER_FORMAT or \
             not isinstance(data.get("files"), list):
@@ -153,18 +178,27 @@ def _write_marker(folder: Path, files: list[str]) -> None:
         indent=1))
 
 
+def leftover_names(name: str) -> re.Pattern:
+    """The exact names of the temporary (``tempfile.mkdtemp``: 8 characters of
+    ``[a-z0-9_]``) and old folders a build of destination ``name`` makes beside it."""
+    return re.compile(rf"\.{re.escape(name)}\.(?:[a-z0-9_]{{8}}\.tmp|old-[0-9]+)")
+
+
 def _remove_leftovers(out_dir: Path) -> None:
-    """Remove temporary/old folders of killed builds for ``out_dir`` (lock held)."""
-    parent, name = out_dir.absolute().parent, out_dir.name
-    for p in list(parent.glob(f".{name}.*.tmp")) + list(parent.glob(f".{name}.old-*")):
-        if p.is_dir() and not p.is_symlink() and (p / MARKER).is_file():
+    """Remove temporary/old folders of killed builds for ``out_dir`` (its lock held, so
+    their writer is dead: module doc)."""
+    parent, name = out_dir.parent, out_dir.name
+    pattern = leftover_names(name)
+    for p in parent.iterdir():
+        if pattern.fullmatch(p.name) and p.is_dir() and not p.is_symlink() and \
+                (p / MARKER).is_file():
             shutil.rmtree(p, ignore_errors=True)
 
 
 def _replace(new: Path, dest: Path) -> None:
     old = None
     if dest.exists():
-        old = dest.absolute().with_name(f".{dest.name}.old-{os.getpid()}")
+        old = dest.with_name(f".{dest.name}.old-{os.getpid()}")
         os.replace(dest, old)
     try:
         os.replace(new, dest)

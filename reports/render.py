@@ -14,7 +14,6 @@ import dataclasses
 import datetime as _dt
 import json
 import os
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -30,6 +29,7 @@ from ttq_core.io import atomic_write_bytes, atomic_write_text
 
 from . import figures as F
 from . import tables as T
+from .labels import distinct_slugs, slugify  # noqa: F401 (slugify: re-exported)
 from .output_folder import build_atomically
 from .provenance import provenance_lines
 from .templating import environment
@@ -57,11 +57,6 @@ def jpeg_note(source: str) -> str | None:
                 "original: accuracies are lower than on the original and comparable only "
                 "with runs on the same data.")
     return None
-
-
-def slugify(text: str) -> str:
-    slug = re.sub(r"[^A-Za-z0-9]+", "-", text).strip("-").lower()
-    return slug or "network"
 
 
 def _summary(inp: ReportInput) -> dict[str, Any]:
@@ -165,13 +160,13 @@ def _scenario_sections(inputs: list[ReportInput], models: list, folder: Path,
     sections = []
     if not models:
         return sections, figure_no
-    for inp in inputs:
+    for inp, slug in zip(inputs, distinct_slugs([i.label for i in inputs])):
         a = inp.analysis
         if not a.network.ternary:
             continue
         matrix = scenario_matrix(a.layers, models,
                                  baseline_layers=inp.baseline.layers if inp.baseline is not None else None)
-        sec = network_scenarios(inp.label, slugify(inp.label), matrix)
+        sec = network_scenarios(inp.label, slug, matrix)
         T.export(sec["table"], folder)
         item = None
         if sec["figure"] is not None:
@@ -204,9 +199,8 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
         T.export(table, folder)
     scenario_sections, figure_no = _scenario_sections(inputs, models, folder, 0)
     networks = []
-    for inp in inputs:
+    for inp, slug in zip(inputs, distinct_slugs([i.label for i in inputs])):
         a = inp.analysis
-        slug = slugify(inp.label)
         layer_tab = dataclasses.replace(T.layer_table(a, who=inp.label), name=f"layers_{slug}")
         T.export(layer_tab, folder)
         figs, hist_figs = [], []

@@ -303,11 +303,15 @@ def _train_config(args, setting: Setting, run_dir: Path, plan_path: Path | None)
 
 def _existing(run_dir: Path, cfg) -> str:
     """'new', 'done' or 'resume' for a run folder; an error if it holds another setting."""
-    from ttq_core.checkpoint import read_checkpoint_file
+    from ttq_core.checkpoint import read_checkpoint_file, validate_fields
     last = run_dir / "last.pt"
     if not last.exists():
         return "new"
     ckpt = read_checkpoint_file(last)
+    if not isinstance(ckpt, dict) or "format_version" not in ckpt:
+        raise ConfigError(f"{last} is not a checkpoint of this toolkit (it holds a "
+                          f"{type(ckpt).__name__}); move {run_dir} away or choose another --out")
+    validate_fields(ckpt, last)  # a hand-edited field: one line naming it
     raw = (ckpt or {}).get("train_config") or {}
     # legacy values for fields older runs did not store (e.g. their least-squares scale_init)
     stored = type(cfg).from_dict(raw).to_dict() if isinstance(raw, dict) and raw else {}

@@ -127,18 +127,18 @@ def test_earlier_report_is_replaced_but_foreign_files_are_refused(tmp_path):
     assert (empty / "report.html").exists()
 
 
-def test_a_report_written_before_the_marker_is_recognised(tmp_path):
+def test_a_report_written_before_the_marker_is_refused(tmp_path):
+    """Without the marker nothing says which files the report wrote (issue 22: the user's
+    notes.md beside it were lost), so such a folder is refused, with a line saying why."""
     old = tmp_path / "r"
     old.mkdir()
     (old / "report.html").write_text("<html>")
     (old / "analysis.json").write_text(json.dumps({"format": "ttq-report", "networks": []}))
     (old / "table3_energy.csv").write_text("a,b")
-    build_atomically(old, _write_files(["report.html"]))
-    assert sorted(p.name for p in old.iterdir()) == sorted([MARKER, "report.html"])
-    (old / "run.pt").write_bytes(b"x")  # ... but not once it holds a checkpoint
-    (old / MARKER).unlink()
-    with pytest.raises(OutputError, match="not a report folder"):
+    before = _snapshot(old)
+    with pytest.raises(OutputError, match="written before report folders were marked"):
         build_atomically(old, _write_files(["report.html"]))
+    assert _snapshot(old) == before
 
 
 @pytest.mark.parametrize("case", ["out-is-a-file", "out-under-a-file"])
@@ -168,7 +168,8 @@ def test_report_destinations_that_are_not_folders_or_not_reports(tmp_path, case)
 
 
 def test_leftovers_of_killed_builds_are_removed_and_umask_is_respected(tmp_path):
-    stale_tmp, stale_old, foreign = tmp_path / ".r.k3j.tmp", tmp_path / ".r.old-99999", tmp_path / ".r.mine.tmp"
+    stale_tmp, stale_old, foreign = (tmp_path / ".r.k3j9x2ab.tmp", tmp_path / ".r.old-99999",
+                                     tmp_path / ".r.mine1234.tmp")
     for d in (stale_tmp, stale_old, foreign):
         d.mkdir()
     (stale_tmp / MARKER).write_text("{}")
@@ -182,7 +183,7 @@ def test_leftovers_of_killed_builds_are_removed_and_umask_is_respected(tmp_path)
     assert not stale_tmp.exists() and not stale_old.exists()
     assert (foreign / "keep.txt").exists()
     assert (tmp_path / "r").stat().st_mode & 0o777 == 0o750
-    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.mine.tmp", "r"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == [".r.mine1234.tmp", "r"]
 
 
 _HOLD_LOCK = ("import sys, time; from ttq_core.folder_lock import exclusive_lock\n"

@@ -241,8 +241,9 @@ def load_energy_model(name_or_path: str | os.PathLike | EnergyModel | dict) -> E
             f"(a path to a .json or .toml file also works)")
     if path.suffix.lower() not in _SUFFIXES:
         raise EnergyModelError(f"energy model {path}: the file must end in .json or .toml")
-    try:
-        content = path.read_text(encoding="utf-8")
+    from ttq_core.user_files import read_text
+    try:  # a regular file only (a FIFO would block), small, UTF-8
+        content = read_text(path, f"energy model {path}", error=EnergyModelError)
     except FileNotFoundError:
         raise EnergyModelError(
             f"energy model {path}: file not found; shipped models: {', '.join(shipped)}") from None
@@ -266,11 +267,17 @@ def _parse_and_validate(content: str, suffix: str, origin: str) -> EnergyModel:
             data = tomllib.loads(content)
         except tomllib.TOMLDecodeError as exc:
             raise EnergyModelError(f"energy model {origin}: invalid TOML: {_one_line(exc)}") from None
+        except RecursionError:
+            raise EnergyModelError(f"energy model {origin}: nested too deeply to parse; a cost "
+                                   f"model is a few levels deep") from None
     else:
         try:
             data = json.loads(content)
         except json.JSONDecodeError as exc:
             raise EnergyModelError(f"energy model {origin}: invalid JSON: {_one_line(exc)}") from None
+        except RecursionError:
+            raise EnergyModelError(f"energy model {origin}: nested too deeply to parse; a cost "
+                                   f"model is a few levels deep") from None
     return _validate(data, origin)
 
 

@@ -7,7 +7,7 @@ import argparse
 import sys
 from typing import Sequence
 
-from ttq_core.errors import ConfigError, TTQError, describe_os_error
+from ttq_core.errors import ConfigError, OutputError, TTQError, describe_os_error
 
 EPILOG = """\
 examples:
@@ -125,7 +125,11 @@ def make_plan(checkpoint: str, *, energy_budget: str, method: str = "energy-awar
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
+        from ttq_core.output_file import check_output_file
+        from ttq_core.quantize.plan_file import PLAN_FORMAT
         from .threshold_plan import plan_summary
+        # before any work: never the input checkpoint, a folder or someone else's file
+        check_output_file(args.out, "--out", PLAN_FORMAT, inputs=[args.checkpoint])
         plan = make_plan(args.checkpoint, energy_budget=args.energy_budget, method=args.method,
                          sensitivity=args.sensitivity, calibration_images=args.calibration_images,
                          grid=args.grid, reference_threshold=args.reference_threshold,
@@ -133,7 +137,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                          memory=args.memory, arch=args.arch, data_dir=args.data_dir,
                          progress=not args.no_progress, as_threshold=args.as_threshold,
                          precision=args.activations, act_memory=args.act_memory)
-        plan.save(args.out)
+        try:
+            plan.save(args.out)
+        except OSError as e:  # name the plan, not the temporary file beside it
+            raise OutputError(f"--out {args.out}: cannot write it ({e.strerror or e})") from None
     except TTQError as e:
         print(f"ttq-plan: error: {e}", file=sys.stderr)
         return 1

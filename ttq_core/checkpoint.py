@@ -234,12 +234,15 @@ FIELD_CHECKS = {
 
 
 def validate_fields(ckpt: Mapping, path: str | os.PathLike) -> None:
-    """Type-check every field of a toolkit checkpoint that a reader uses; a hand-edited
-    field of the wrong type gets one CheckpointError naming it."""
+    """Type-check every field of a toolkit checkpoint that a reader uses, and the values
+    inside them (:mod:`ttq_core.checkpoint_fields`); a hand-edited field of the wrong type
+    or an impossible value (an accuracy of 5.0) gets one CheckpointError naming it."""
     for key, (check, what) in FIELD_CHECKS.items():
         if key in ckpt and not check(ckpt[key]):
             raise CheckpointError(f"{path}: field {key!r} is malformed: it must be {what}, "
                                   f"got {type(ckpt[key]).__name__}")
+    from .checkpoint_fields import check_field_contents
+    check_field_contents(ckpt, path)  # the values inside: types, accuracies in [0, 1]
 
 
 def sanity_problems(loaded: "LoadedModel") -> list[str]:

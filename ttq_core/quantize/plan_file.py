@@ -74,14 +74,11 @@ class ThresholdPlan:
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ThresholdPlan":
-        try:
-            with open(path, encoding="utf-8") as f:
-                data = json.load(f)
+        from ..user_files import parse_json, read_text
+        try:  # a regular file only (a FIFO would block), small, UTF-8, not nested too deeply
+            data = parse_json(read_text(path, f"threshold plan {path}"), f"threshold plan {path}")
         except FileNotFoundError:
             raise ConfigError(f"threshold plan {path} does not exist") from None
-        except (OSError, UnicodeDecodeError) as e:
-            raise ConfigError(f"cannot read threshold plan {path}: {e}") from None
-        except json.JSONDecodeError as e:
-            raise ConfigError(f"threshold plan {path} is not valid JSON (line {e.lineno}: "
-                              f"{e.msg})") from None
+        except OSError as e:
+            raise ConfigError(f"cannot read threshold plan {path}: {e.strerror or e}") from None
         return cls.from_dict(data, origin=f"threshold plan {path}")

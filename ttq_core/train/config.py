@@ -104,6 +104,10 @@ class TrainConfig:
             bad("epochs", f"must be at least 1, got {self.epochs}")
         if self.batch_size < 1:
             bad("batch_size", f"must be at least 1, got {self.batch_size}")
+        for f in dataclasses.fields(self):  # inf/NaN: one line now, not an OverflowError later
+            v = getattr(self, f.name)
+            if isinstance(v, float) and (v != v or abs(v) == float("inf")):
+                bad(f.name, f"must be a finite number, got {v}")
         for name in ("lr", "weight_decay", "warmup_epochs"):
             v = getattr(self, name)
             if v is not None and not v >= 0:
