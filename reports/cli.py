@@ -249,16 +249,15 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
     base_analysis = measure(baseline.model, baseline, args.baseline) if baseline else None
     inputs = []
     base_label, paired_already = None, False
-    if baseline is not None:  # its own name, not the ternary network's
-        base_label = _label(args.baseline, baseline)
+    if baseline is not None:  # its own name (an input's, when it is one), not the ternary one's
+        same_as = [p for p in args.checkpoints if _same_file(p, args.baseline)]
+        base_label = _label(same_as[0] if same_as else args.baseline, baseline)
     for path, ld in zip(args.checkpoints, loaded):
         # the baseline given as an input too is measured once: one FP row in Table 3
         same = baseline is not None and _same_file(path, args.baseline)
         a = base_analysis if same else measure(ld.model, ld, path)
         detected = not ld.is_ternary and a.network.ternary  # ternary weights from elsewhere
         label = _label(path, ld, detected)
-        if same:
-            base_label = label
         warning = warnings.get(path)
         if ld.is_ternary or detected:
             paired = None if paired_already else base_analysis  # the first ternary input

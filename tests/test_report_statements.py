@@ -60,7 +60,8 @@ def reports(tmp_path_factory):
     convert(str(FP_CKPT), str(th))
     a = _report(tmp, "A", str(TTQ_CKPT), "--baseline", str(th))
     b = _report(tmp, "B", str(th), str(TTQ_CKPT), "--baseline", str(th))
-    return {"th": th, "A": a, "B": b}
+    c = _report(tmp, "C", str(TTQ_CKPT), str(th), "--baseline", str(th))  # FP input second
+    return {"th": th, "A": a, "B": b, "C": c}
 
 
 # ----------------------------------------------------------------------------- reading a report
@@ -278,3 +279,15 @@ def test_fp_row_appears_once_when_the_baseline_is_also_an_input(reports):
             assert n["baseline"]["network"] == fp_json
     assert sum(ln.startswith(th_label + " ") and " FP32 " in ln
                for ln in terminal.splitlines()) == 1
+
+
+@needs_cifar
+def test_baseline_given_after_the_ternary_input_keeps_one_name(reports):
+    out, _ = reports["C"]
+    page = (out / "report.html").read_text()
+    th_label = "resnet20-old (resnet20, FP)"
+    rows = _table3_rows(page)
+    assert rows[:2] == [(th_label, "FP32"), (_json(out)[0]["label"], "TTQ")]
+    assert [r for r in rows if r[1] == "FP32"] == [(th_label, "FP32")]
+    summary = _text(_section(page, "summary"))
+    assert f"FP baseline {th_label}:" in summary and "#2" not in summary
