@@ -339,6 +339,8 @@ def run(args: argparse.Namespace) -> Path:
         if v is not None and v < 1:
             raise ConfigError(f"--{name.replace('_', '-')} must be at least 1, got {v}")
     energy = load_energy_model(args.energy_model)
+    from ttq_core.devices import resolve_device
+    resolve_device(args.device)  # a device this machine lacks: one line before any training
     base = load_model(args.init, arch=args.arch)
     if base.is_ternary:
         raise ConfigError(f"--init {args.init} is a ternary checkpoint; sweep from the FP one")

@@ -432,6 +432,14 @@ def test_report_device_mps_is_one_line_before_measuring(ttq_ckpt, tmp_path, caps
 
 
 @needs_cifar
+def test_sweep_device_mps_is_one_line_before_training(tmp_path, capsys):
+    out = tmp_path / "s"
+    assert sweep_main([*SWEEP, "--device", "mps", "--thresholds", "0.05", "--out", str(out)]) == 1
+    assert "mps" in _one_line_error(capsys.readouterr().err, "ttq-sweep")
+    assert not (out / "runs").exists()
+
+
+@needs_cifar
 def test_sweep_run_folder_whose_last_pt_holds_a_list_is_one_line(tmp_path, capsys):
     out = tmp_path / "s"
     (out / "runs" / "t-0-05").mkdir(parents=True)
