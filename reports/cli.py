@@ -51,7 +51,8 @@ cost_model*.{csv,tex,md}, scenario_matrix_<network>.{csv,tex,md},
 <network>_<figure>.{svg,png}, analysis.json (every number).
 The report is built aside and moved into place when complete. --out must be missing,
 empty, or an earlier report (it carries a .ttq-report.json marker listing its files):
-a run folder, "." or any folder with other files is refused and left untouched.
+a run folder, ".", a symbolic link, a report without the marker or any folder with
+other files is refused and left untouched; --json must lie outside --out.
 """
 
 
@@ -103,10 +104,11 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _label(path: str, loaded, detected_ternary: bool = False) -> str:
-    stem = Path(path).stem
-    parent = Path(path).parent.name
-    base = f"{parent}/{stem}" if parent and stem in ("best", "last") else stem
+def _label(path: str, loaded, detected_ternary: bool = False, base: str | None = None) -> str:
+    """``base (arch, kind)``; ``base``: the input's name, distinct among the report's inputs
+    (:func:`reports.labels.distinct_names`), by default its own."""
+    from .labels import distinct_names
+    base = base or distinct_names([path])[0]
     kind = "TTQ" if loaded.is_ternary else "ternary, detected" if detected_ternary else "FP"
     return f"{base} ({loaded.arch}, {kind})"
 
@@ -201,12 +203,10 @@ def _check_inputs(args):
     out = Path(args.out) if args.out else Path("reports") / Path(args.checkpoints[0]).stem
     if distributed.is_main():  # refuse a folder it may not write before measuring anything
         check_destination(out)
-        if args.json is not None:
-            json_parent = Path(args.json).absolute().parent
-            if Path(args.json).is_dir():
-                raise ConfigError(f"--json {args.json} is a folder; give a file name")
-            if json_parent.exists() and not json_parent.is_dir():
-                raise ConfigError(f"--json {args.json}: {json_parent} is a file, not a folder")
+        if args.json is not None:  # never an input, never inside --out, never a user's file
+            from ttq_core.output_file import check_output_file
+            check_output_file(args.json, "--json", "ttq-report", replaced_folder=out,
+                              inputs=[*args.checkpoints, args.baseline])
     return loaded, baseline, warnings, out
 
 
@@ -247,17 +247,19 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
         return a
 
     base_analysis = measure(baseline.model, baseline, args.baseline) if baseline else None
+    from .labels import distinct_names
     inputs = []
+    names = distinct_names(args.checkpoints)  # a/ttq.pt and b/ttq.pt: never one name
     base_label, paired_already = None, False
     if baseline is not None:  # its own name (an input's, when it is one), not the ternary one's
         same_as = [p for p in args.checkpoints if _same_file(p, args.baseline)]
         base_label = _label(same_as[0] if same_as else args.baseline, baseline)
-    for path, ld in zip(args.checkpoints, loaded):
+    for path, ld, name in zip(args.checkpoints, loaded, names):
         # the baseline given as an input too is measured once: one FP row in Table 3
         same = baseline is not None and _same_file(path, args.baseline)
         a = base_analysis if same else measure(ld.model, ld, path)
         detected = not ld.is_ternary and a.network.ternary  # ternary weights from elsewhere
-        label = _label(path, ld, detected)
+        label = _label(path, ld, detected, name)
         warning = warnings.get(path)
         if ld.is_ternary or detected:
             paired = None if paired_already else base_analysis  # the first ternary input
