@@ -148,6 +148,26 @@ def _sanity_warnings(checked, allow: bool) -> dict[str, str]:
     return warnings
 
 
+def _stale_bn_warnings(checked) -> dict[str, str]:
+    """For each toolkit TTQ checkpoint whose batch-norm statistics come from the old
+    unaugmented re-estimation (toolkit 0.1), the warning its report section shows (also
+    printed once on stderr): it is reported as it is, and how to refresh it."""
+    from ttq_core.train.refresh_bn import needs_refresh
+    out = {}
+    for path, ld in checked:
+        if ld.checkpoint is None or not needs_refresh(ld.checkpoint):
+            continue
+        new = Path(path).with_name(Path(path).stem + "-bn-refreshed.pt")
+        out[path] = (f"{path} holds batch-norm statistics re-estimated on unaugmented "
+                     f"training images (toolkit 0.1), while its weights learned under "
+                     f"augmented batches: its accuracy is reported as stored and is likely "
+                     f"2-3 points under what its weights give. Refresh the statistics into a "
+                     f"new file (the old one is kept) with: ttq-refresh-bn {path} {new} "
+                     f"--data-dir <data>")
+        print(f"ttq-report: warning: {out[path]}", file=sys.stderr)
+    return out
+
+
 def run(args: argparse.Namespace) -> Path:
     """Check every input cheaply, measure each checkpoint (and the baseline, and a what-if
     for FP inputs) on the report's images, render the report (rank 0 under torchrun)."""
@@ -200,6 +220,9 @@ def _check_inputs(args):
     warnings = _sanity_warnings(list(zip(args.checkpoints, loaded)) +
                                 ([(args.baseline, baseline)] if baseline else []),
                                 args.allow_nonfinite)
+    stale = _stale_bn_warnings(list(zip(args.checkpoints, loaded)))
+    for path, text in stale.items():
+        warnings[path] = f"{warnings[path]} {text}" if path in warnings else text
     out = Path(args.out) if args.out else Path("reports") / Path(args.checkpoints[0]).stem
     if distributed.is_main():  # refuse a folder it may not write before measuring anything
         check_destination(out)

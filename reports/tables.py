@@ -481,6 +481,30 @@ def cost_model_table(analysis: Analysis, *, name: str = "cost_model",
 
 # ----------------------------------------------------------------------------- provenance
 
+def bn_statistics_phrase(cfg: dict, refresh: dict | None) -> str:
+    """How a TTQ run's batch-norm running statistics were estimated, as a clause of the run
+    description ("" when they are the training's running averages).  ``refresh``: the
+    ``bn_refresh`` record ``ttq-refresh-bn`` writes."""
+    if isinstance(refresh, dict):
+        prev = refresh.get("previous_train_config") or {}
+        before, after = refresh.get("test_acc_before"), refresh.get("test_acc_after")
+        acc = (f" (test accuracy {before * 100:.2f} % → {after * 100:.2f} % on "
+               f"{refresh.get('test_images', 0):,} images)"
+               if isinstance(before, float) and isinstance(after, float) else "")
+        trained = (f"re-estimated on {prev['bn_recal_images']:,} unaugmented training images "
+                   f"during training" if prev.get("bn_recal_images") else
+                   "the training's running averages")
+        return (f", batch-norm statistics {trained}, then refreshed by ttq-refresh-bn on "
+                f"{refresh.get('images', 0):,} training images drawn through the training "
+                f"augmentation{acc}; the per-epoch history was measured before the refresh")
+    if not cfg.get("bn_recal_images"):
+        return ""
+    how = ("drawn through the training augmentation (random crop + flip)"
+           if cfg.get("bn_recal_augment") else "without augmentation (toolkit 0.1)")
+    return (f", batch-norm statistics re-estimated on {cfg['bn_recal_images']:,} training "
+            f"images {how} after ternarizing and after each epoch")
+
+
 def run_description(a: Analysis) -> str | None:
     """How the analysed checkpoint was trained — data, schedule, hardware — in one
     paragraph, from what the checkpoint records (None for a checkpoint without a record)."""
@@ -512,9 +536,7 @@ def run_description(a: Analysis) -> str | None:
         sched += (f", Wp/Wn initialised {'at 1' if init == 'one' else 'by least squares'}, "
                   f"their LR × {cfg.get('scale_lr_mult')} {decay} weight decay, latent-gradient "
                   f"scaling {'on' if cfg.get('grad_scaling', True) else 'off (plain STE)'}")
-        if cfg.get("bn_recal_images"):
-            sched += (f", batch-norm statistics re-estimated on {cfg['bn_recal_images']:,} "
-                      f"training images after ternarizing and after each epoch")
+        sched += bn_statistics_phrase(cfg, ck.get("bn_refresh"))
     parts.append(sched)
     hw = f"hardware: {ck.get('device', 'unrecorded')}"
     dist = ck.get("distributed")

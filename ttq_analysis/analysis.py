@@ -160,7 +160,7 @@ def _json_value(v):
 
 # ----- inputs
 CHECKPOINT_FACTS = ("dataset", "normalization", "quant", "metrics", "history", "train_config",
-                    "data_source", "device", "software", "distributed")
+                    "data_source", "device", "software", "distributed", "bn_refresh")
 
 
 def checkpoint_info(loaded, source) -> dict[str, Any]:

@@ -3,4 +3,4 @@
 This package imports neither ttq_analysis nor reports, and never fvcore.
 """
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"

@@ -62,7 +62,9 @@ class TrainConfig:
     grad_scaling: bool = True            # TTQ's Wp/1/Wn latent-gradient multipliers (False: plain STE)
     scale_init: str = "one"              # Wp, Wn start at "one" (authors' code) or "least-squares"
     bn_recal_images: int = 2000          # re-estimate batch-norm statistics on this many training
-                                         # images after ternarizing, before step 1 (0: off)
+                                         # images after ternarizing and after each epoch (0: off)
+    bn_recal_augment: bool = True        # ... drawn through the training transform (crop + flip);
+                                         # False: unaugmented, as toolkit 0.1 did (-2.7 points)
     threshold_plan: str | None = None    # plan file the per-layer values above were read from (provenance)
     grad_stats_every: int = 10           # record latent-gradient statistics every N steps (0: never)
     # --- data subset
@@ -202,4 +204,5 @@ class TrainConfig:
 
 
 # What runs stored before a field existed did (for TrainConfig.from_dict).
-LEGACY_VALUES: dict[str, Any] = {"scale_init": "least-squares", "bn_recal_images": 0}
+LEGACY_VALUES: dict[str, Any] = {"scale_init": "least-squares", "bn_recal_images": 0,
+                                 "bn_recal_augment": False}

@@ -141,7 +141,8 @@ class Trainer:
         self.bn_recalibrated = 0  # images the batch-norm statistics were re-estimated on
         if just_ternarized:
             self.bn_recalibrated = recalibrate_batchnorm(self.model, self.data.train,
-                                                         cfg.bn_recal_images)
+                                                         cfg.bn_recal_images,
+                                                         augment=cfg.bn_recal_augment)
         if cfg.sync_bn and self.world > 1:
             self.model = nn.SyncBatchNorm.convert_sync_batchnorm(self.model)
 
@@ -383,7 +384,8 @@ class Trainer:
                 torch.cuda.synchronize(self.device)
             seconds = time.perf_counter() - t0
             if cfg.mode == "ttq":  # evaluate (and save) with statistics of today's weights
-                recalibrate_batchnorm(self.model, self.data.train, cfg.bn_recal_images)
+                recalibrate_batchnorm(self.model, self.data.train, cfg.bn_recal_images,
+                                      augment=cfg.bn_recal_augment)
             test_loss, test_acc = evaluate(self.model, self.data.test, max(cfg.batch_size, 500),
                                            self.device, cfg.amp, shard=self.shard)
             if not math.isfinite(test_loss):
