@@ -174,7 +174,7 @@ def test_trainer_refuses_to_overwrite_a_run(tmp_path):
 
 FP_CKPT = Path(__file__).resolve().parents[1] / "benchmarks/results/h200-2026-11-26/resnet20_fp_best.pt"
 TORCHVISION_IMAGENET = ([0.485, 0.456, 0.406], [0.229, 0.224, 0.225])  # torchvision's docs
-TINY = dict(QUICK, limit_train=256, limit_test=200, bn_recal_images=128, grad_stats_every=0)
+INIT_RUN = dict(QUICK, limit_train=256, limit_test=200, bn_recal_images=128, grad_stats_every=0)
 
 
 def _plain_state_dict(tmp_path) -> Path:
@@ -191,7 +191,7 @@ def test_init_from_plain_state_dict_keeps_its_imagenet_normalisation(tmp_path, c
     th = _plain_state_dict(tmp_path)
     out = tmp_path / "ttq"
     train(TrainConfig(mode="ttq", arch="resnet20", init=str(th), normalization="imagenet",
-                      epochs=1, lr=0.01, out=str(out), **TINY))
+                      epochs=1, lr=0.01, out=str(out), **INIT_RUN))
     for name in ("best.pt", "last.pt"):
         norm = torch.load(out / name, weights_only=True)["normalization"]
         assert norm["mean"] == pytest.approx(TORCHVISION_IMAGENET[0])
@@ -199,6 +199,12 @@ def test_init_from_plain_state_dict_keeps_its_imagenet_normalisation(tmp_path, c
         assert "--normalization imagenet" in norm["origin"]
     said = [ln for ln in capsys.readouterr().out.splitlines() if "input normalisation" in ln]
     assert len(said) == 1 and "0.485" in said[0] and "imagenet" in said[0], said
+    # a --resume continues with the run's own record, unchanged
+    first = torch.load(out / "last.pt", weights_only=True)["normalization"]
+    train(TrainConfig(mode="ttq", arch="resnet20", init=str(th), normalization="imagenet",
+                      epochs=2, lr=0.01, out=str(out), resume=True, **INIT_RUN),
+          given={"epochs", "resume", "out"})
+    assert torch.load(out / "last.pt", weights_only=True)["normalization"] == first
 
 
 @needs_cifar
@@ -208,14 +214,14 @@ def test_init_from_toolkit_checkpoint_keeps_its_recorded_normalisation(tmp_path)
     init = tmp_path / "fp-half.pt"
     torch.save(ckpt, init)
     out = tmp_path / "ttq"
-    train(TrainConfig(mode="ttq", init=str(init), epochs=1, lr=0.01, out=str(out), **TINY))
+    train(TrainConfig(mode="ttq", init=str(init), epochs=1, lr=0.01, out=str(out), **INIT_RUN))
     norm = torch.load(out / "best.pt", weights_only=True)["normalization"]
     assert norm["mean"] == [0.5, 0.5, 0.5] and norm["std"] == [0.25, 0.25, 0.25]
     assert "recorded in --init" in norm["origin"]
     # a request that contradicts the record is refused, naming both
     with pytest.raises(ConfigError, match="--normalization imagenet contradicts"):
         Trainer(TrainConfig(mode="ttq", init=str(init), normalization="imagenet", epochs=1,
-                            out=str(tmp_path / "refused"), **TINY))
+                            out=str(tmp_path / "refused"), **INIT_RUN))
 
 
 def test_train_help_shows_imagenet_normalisation_for_published_th_files(capsys):
