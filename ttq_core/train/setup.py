@@ -106,9 +106,10 @@ def training_normalization(cfg: TrainConfig, recorded: dict | None, data: Split)
                     f"{request.describe()} contradicts the normalisation recorded in "
                     f"{cfg.init or 'the checkpoint'} (mean {list(norm.mean)}, std "
                     f"{list(norm.std)}), which the run keeps; drop the flag")
-        where = (f"recorded in --init {cfg.init}" if cfg.init and not cfg.resume
-                 else "recorded in the checkpoint the run continues")
-        chosen = Normalization(norm.mean, norm.std, where)
+        if cfg.resume:  # the run continues with its own record, unchanged
+            return Split(renormalized(data.train, norm), renormalized(data.test, norm),
+                         dict(recorded), data.source, data.num_classes)
+        chosen = Normalization(norm.mean, norm.std, f"recorded in --init {cfg.init}")
     elif request is not None:
         chosen = _requested(request, cfg, data)
     else:
