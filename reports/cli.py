@@ -275,8 +275,10 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
     names = distinct_names(args.checkpoints)  # a/ttq.pt and b/ttq.pt: never one name
     base_label, paired_already = None, False
     if baseline is not None:  # its own name (an input's, when it is one), not the ternary one's
-        same_as = [p for p in args.checkpoints if _same_file(p, args.baseline)]
-        base_label = _label(same_as[0] if same_as else args.baseline, baseline)
+        same_as = [i for i, p in enumerate(args.checkpoints) if _same_file(p, args.baseline)]
+        base_label = (_label(args.checkpoints[same_as[0]], baseline, False, names[same_as[0]])
+                      if same_as else _label(args.baseline, baseline, False, distinct_names(
+                          [*args.checkpoints, args.baseline])[-1]))
     for path, ld, name in zip(args.checkpoints, loaded, names):
         # the baseline given as an input too is measured once: one FP row in Table 3
         same = baseline is not None and _same_file(path, args.baseline)
