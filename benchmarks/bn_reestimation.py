@@ -41,10 +41,16 @@ def main(argv=None) -> int:
                    help="train: random crop + flip as in training; plain: unaugmented")
     p.add_argument("--seeds", type=int, nargs="+", default=[0x7_7171],
                    help="calibration seeds (which images and crops)")
+    p.add_argument("--what-if", type=float, default=None, metavar="T",
+                   help="first ternarize the (FP) checkpoint untrained at threshold factor T "
+                        "with least-squares scales, as ttq-report's what-if estimate does")
     p.add_argument("--json", default=None)
     args = p.parse_args(argv)
     loaded = load_model(args.checkpoint)
     model = loaded.model.eval()
+    if args.what_if is not None:
+        from ttq_core.quantize import ternarize
+        model = ternarize(model, threshold=args.what_if).eval()
     stored = copy.deepcopy(model.state_dict())
     data = load_data(TrainConfig(dataset=loaded.checkpoint.get("dataset", "cifar10"),
                                  data_dir=args.data_dir, progress=False), torch.device("cpu"))
@@ -69,6 +75,7 @@ def main(argv=None) -> int:
                      transform, n, seed, time.perf_counter() - t0)
     if args.json:
         Path(args.json).write_text(json.dumps({"checkpoint": args.checkpoint,
+                                               "what_if_threshold": args.what_if,
                                                "test_images": len(data.test),
                                                "rows": rows}, indent=1) + "\n")
     return 0

@@ -119,7 +119,8 @@ def what_if_input(args: argparse.Namespace, ld, path, label: str, fp_analysis, d
     w.meta["checkpoint"] = {"source": str(path),
                             "derived": f"ternarized at t={t} (least-squares Wp/Wn, not trained)"}
     bn = (f"batch-norm statistics re-estimated on {est.bn_images:,} images of the "
-          f"{est.calibration_source} (forward passes only)" if est.bn_images else
+          f"{est.calibration_source} drawn through the training augmentation (random crop "
+          f"+ flip; forward passes only)" if est.bn_images else
           "batch-norm statistics left as the FP network's")
     return ReportInput(
         what_if_label(label, t), w, fp_analysis, baseline_label=label,

@@ -194,3 +194,21 @@ def test_report_warns_about_old_statistics(tmp_path, capsys):
     assert "ttq-report: warning:" in err and "ttq-refresh-bn" in err
     html = (out / "report.html").read_text()
     assert "ttq-refresh-bn" in html and "unaugmented" in html
+
+
+@needs_cifar
+def test_what_if_reestimates_under_the_training_transform(cifar_small):
+    """ttq-report's what-if estimate re-estimates as the trainer does: its statistics are
+    those of the augmented stream (an independent copy re-estimated here), not the plain."""
+    import copy
+
+    from ttq_analysis.what_if import ternarize_untrained
+    from ttq_core.quantize import ternarize
+    fp = load_model(REPO / "benchmarks" / "results" / "h200-2026-11-26" / "resnet20_fp_best.pt").model
+    est = ternarize_untrained(fp, 0.05, None, cifar_small.train, bn_images=128)
+    assert est.meta(None)["bn_reestimation"]["transform"].startswith("training augmentation")
+    for augment in (True, False):
+        ref = ternarize(copy.deepcopy(fp), threshold=0.05)
+        recalibrate_batchnorm(ref, cifar_small.train, 128, augment=augment)
+        same = torch.allclose(ref.bn1.running_var, est.model.bn1.running_var)
+        assert same == augment

@@ -5,9 +5,9 @@ its batch norms' running statistics, which were estimated for the FP weights; th
 layers' outputs have other means and variances, so the network evaluated as is often sits
 at chance (10 % on CIFAR-10).  The standard post-training remedy, also what ``ttq-train``
 does after ternarizing (:mod:`ttq_core.train.bn_calibration`), is to re-estimate those
-statistics on a few hundred training images: forward passes only, **no weight is
-trained**.  :func:`ternarize_untrained` does both and keeps the accuracy before the
-re-estimation, so a report can show before and after on the same test images.
+statistics on a few hundred training images, drawn through the training augmentation
+as the trainer does: forward passes only, **no weight is trained**.
+:func:`ternarize_untrained` does both and keeps the accuracy before the re-estimation, so a report can show before and after on the same test images.
 """
 
 from __future__ import annotations
@@ -24,6 +24,9 @@ from ttq_core.train.bn_calibration import recalibrate_batchnorm
 from .activations import run_batches
 
 DEFAULT_BN_IMAGES = 500  # training images for the batch-norm re-estimate
+# the images pass through the training augmentation, as when ttq-train re-estimates
+# (ttq_core.train.bn_calibration; measured in benchmarks/results/cpu-2026-11-28/)
+BN_TRANSFORM = "training augmentation (random crop + flip)"
 EVAL_BATCH = 256
 
 
@@ -50,7 +53,8 @@ class WhatIf:
                 "accuracy_before_bn": self.accuracy_before_bn,
                 "accuracy_after_bn": accuracy_after_bn if self.bn_images else None,
                 "bn_reestimation": {"images": self.bn_images, "batch_norm_layers": self.bn_layers,
-                                    "source": self.calibration_source}}
+                                    "source": self.calibration_source,
+                                    "transform": BN_TRANSFORM}}
 
 
 def evaluate_accuracy(model: nn.Module, data, device, batches: int | None = None) -> float | None:
@@ -85,4 +89,4 @@ def ternarize_untrained(model: nn.Module, threshold: float, eval_data, calibrati
                   calibration_source)
 
 
-__all__ = ["DEFAULT_BN_IMAGES", "WhatIf", "evaluate_accuracy", "ternarize_untrained"]
+__all__ = ["BN_TRANSFORM", "DEFAULT_BN_IMAGES", "WhatIf", "evaluate_accuracy", "ternarize_untrained"]
