@@ -225,19 +225,29 @@ def test_two_inputs_with_the_same_stem_keep_their_own_names_files_and_svg_ids(tt
 
 # ----------------------------------------------------------------------------- 6: ttq-plan --out
 
-def test_plan_out_on_its_input_or_a_folder_is_refused_before_planning(tmp_path, capsys):
+def test_plan_out_on_its_input_a_folder_or_a_users_file_is_refused_before_planning(
+        tmp_path, capsys):
     fp = tmp_path / "fp.pt"
     shutil.copy(FP_CKPT, fp)
     (tmp_path / "plans").mkdir()
     (tmp_path / "alias.pt").symlink_to(fp)  # the same file under another name
+    (tmp_path / "notes.json").write_text('{"mine": true}')
     before = _snapshot(tmp_path)
     plan = ["--energy-budget", "0.6", "--method", "uniform", "--no-progress"]
     for out, expect in ((fp, "is the input"), (tmp_path / "alias.pt", "is the input"),
-                        (tmp_path / "plans", "is a folder")):
+                        (tmp_path / "plans", "is a folder"),
+                        (tmp_path / "notes.json", "already exists")):
+        t0 = time.monotonic()
         assert plan_main([str(fp), *plan, "--out", str(out)]) == 1
         line = _one_line_error(capsys.readouterr().err, "ttq-plan")
         assert expect in line and ".tmp" not in line
+        assert time.monotonic() - t0 < 10  # before planning
     assert _snapshot(tmp_path) == before
+    # an earlier plan is the command's own output: replaced
+    earlier = tmp_path / "plans" / "p.json"
+    earlier.write_text(json.dumps({"format": "ttq-threshold-plan", "version": 1}))
+    assert plan_main([str(fp), *plan, "--out", str(earlier)]) == 0
+    assert json.loads(earlier.read_text())["method"] == "uniform"
 
 
 # ----------------------------------------------------------------------------- 7, 8: --out
@@ -275,6 +285,30 @@ def test_report_out_dot_from_an_empty_folder_is_refused_before_measuring(
     assert report_main([str(ttq_ckpt), "--out", ".", *REPORT]) == 1
     assert "current folder" in _one_line_error(capsys.readouterr().err, "ttq-report")
     assert time.monotonic() - t0 < 20 and list(tmp_path.iterdir()) == []
+
+
+@needs_cifar
+@pytest.mark.parametrize("case", ["symlink", "unmarked-report"])
+def test_report_out_link_or_unmarked_report_is_refused_before_measuring(
+        ttq_ckpt, tmp_path, capsys, case):
+    target = tmp_path / "old"
+    target.mkdir()
+    (target / "report.html").write_text("<html>")
+    (target / "analysis.json").write_text(json.dumps({"format": "ttq-report", "networks": []}))
+    (target / "notes.md").write_text("mine")
+    out = target
+    if case == "symlink":
+        (target / MARKER).write_text(json.dumps(  # a proper earlier report behind the link
+            {"format": "ttq-report-folder", "files": ["report.html", "analysis.json", "notes.md"]}))
+        out = tmp_path / "link"
+        out.symlink_to(target)
+    before = _snapshot(tmp_path)
+    t0 = time.monotonic()
+    assert report_main([str(ttq_ckpt), "--out", str(out), *REPORT]) == 1
+    line = _one_line_error(capsys.readouterr().err, "ttq-report")
+    assert ("symbolic link" if case == "symlink" else "before report folders were marked") in line
+    assert time.monotonic() - t0 < 20 and _snapshot(tmp_path) == before
+    assert out.is_symlink() == (case == "symlink")
 
 
 # ----------------------------------------------------------------------------- 9, 10: --model
