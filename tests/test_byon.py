@@ -399,13 +399,17 @@ def test_what_if_reestimates_batchnorm_on_training_images():
     # hand check: the running mean of the second BN is the mean of its input over the 24
     # calibration images, computed with the ternary weights (W_t = Wp/0/-Wn) in train mode
     m = est.model
-    x = (images[:24].float() / 255 - 0.5) / 0.25
+    from ttq_core.train.bn_calibration import CALIBRATION_SEED
+    gen = torch.Generator().manual_seed(CALIBRATION_SEED)
+    x, _ = next(calib.batches(24, shuffle=True, augment=True, generator=gen))
+    assert not torch.equal(x, (images[:24].float() / 255 - 0.5) / 0.25)
     with torch.no_grad():
         h = torch.relu(nn.functional.batch_norm(m[0](x), None, None, m[1].weight, m[1].bias,
                                                 training=True))
         y = m[3](h)
     torch.testing.assert_close(m[4].running_mean, y.mean((0, 2, 3)), rtol=1e-4, atol=1e-5)
-    torch.testing.assert_close(m[4].running_var, y.var((0, 2, 3), unbiased=True),
+    # population variance of everything it normalised (fvcore's precise-BN estimator)
+    torch.testing.assert_close(m[4].running_var, y.var((0, 2, 3), unbiased=False),
                                rtol=1e-4, atol=1e-5)
     assert all(isinstance(p, nn.Parameter) for p in net.parameters())  # original untouched
     assert torch.equal(net[1].running_mean, torch.zeros(4))
