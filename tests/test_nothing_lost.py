@@ -167,6 +167,17 @@ def test_only_exactly_named_leftovers_of_dead_builds_are_removed(tmp_path):
     assert all((d / MARKER).exists() for d in others)
 
 
+@needs_cifar
+def test_a_run_removes_only_exactly_named_temp_files_of_its_own_saves(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / ".best.pt.k3j9x2ab.tmp").write_bytes(b"PK half a save")  # a killed save's
+    (run / ".last.pt.notes.tmp").write_text("mine")                 # not the toolkit's
+    assert train_main([*TINY, "--out", str(run), "--epochs", "1"]) == 0
+    assert not (run / ".best.pt.k3j9x2ab.tmp").exists()
+    assert (run / ".last.pt.notes.tmp").read_text() == "mine"
+
+
 # ----------------------------------------------------------------------------- 3: unmarked report
 
 def test_a_report_folder_without_the_marker_is_refused_with_the_users_files_intact(tmp_path):

@@ -280,7 +280,7 @@ def test_kill_in_the_final_epoch_between_best_and_last_then_resume(run_folder, t
     best, last = _state(out / "best.pt"), _state(out / "last.pt")
     assert last["metrics"]["epochs_completed"] == 2
     assert best["metrics"]["best_epoch"] in (1, 2, 3)  # 3: best.pt is ahead of last.pt
-    (out / ".last.pt.x1y2.tmp").write_bytes(b"PK half a save")  # as a kill mid-save leaves
+    (out / ".last.pt.x1y2z3w4.tmp").write_bytes(b"PK half a save")  # as a kill mid-save leaves
     r = subprocess.run(_train_cmd(out, "--epochs", "3", "--resume"), env=ENV,
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr

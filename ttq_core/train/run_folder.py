@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 from pathlib import Path
 
 from ..errors import OutputError
@@ -35,8 +36,12 @@ def _make_run_folder(out: Path) -> bool:
 
 
 def _remove_stale_temp_files(out: Path) -> None:
-    """Remove ``.<file>.*.tmp`` left in ``out`` by a save that was killed (lock held)."""
-    for name in RUN_FILES:
-        for tmp in out.glob(f".{name}.*.tmp"):
+    """Remove the temporary files a killed save left in ``out`` (its lock held, so their
+    writer is dead): exactly the names :func:`ttq_core.io.atomic_open` gives a run file,
+    ``.<file>.<8 random characters of tempfile.mkstemp>.tmp``, and only plain files;
+    anything else (``.last.pt.notes.tmp``) is not the toolkit's and stays."""
+    stale = re.compile("|".join(rf"\.{re.escape(n)}\.[a-z0-9_]{{8}}\.tmp" for n in RUN_FILES))
+    for tmp in out.iterdir():
+        if stale.fullmatch(tmp.name) and tmp.is_file() and not tmp.is_symlink():
             with contextlib.suppress(OSError):
                 tmp.unlink()
