@@ -24,8 +24,8 @@ builds for the same destination are removed: folders named exactly as this modul
 them for ``<name>`` (``.<name>.<8 random characters>.tmp``, ``.<name>.old-<pid>``) that
 carry the marker.  Such a folder is only ever made under ``<name>``'s lock, so while this
 process holds that lock its writer is provably dead; another destination's folders
-(``.<name>.y.<random>.tmp`` belongs to ``<name>.y``) never match.  The finished folder gets the permissions the umask gives
-(``mkdtemp`` makes 0700 folders).
+(``.<name>.y.<random>.tmp`` belongs to ``<name>.y``) never match.  The finished folder
+gets the permissions the umask gives (``mkdtemp`` makes 0700 folders).
 """
 
 from __future__ import annotations

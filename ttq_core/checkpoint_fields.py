@@ -136,9 +136,11 @@ def _check_provenance(ckpt: Mapping) -> str | None:
         return "field 'software' is malformed: it must map names to version strings"
     for key in ("device", "data_source"):
         if ckpt.get(key) is not None and not isinstance(ckpt[key], str):
-            return f"field {key!r} is malformed: it must be a string, got {type(ckpt[key]).__name__}"
+            return (f"field {key!r} is malformed: it must be a string, got "
+                    f"{type(ckpt[key]).__name__}")
     dist = ckpt.get("distributed")
-    if dist is not None and not (isinstance(dist, Mapping) and _fits(dist.get("world_size"), int | None)):
+    if dist is not None and not (isinstance(dist, Mapping)
+                                 and _fits(dist.get("world_size"), int | None)):
         return "field 'distributed' is malformed: it must be a dict with an integer 'world_size'"
     refresh = ckpt.get("bn_refresh")
     if refresh is not None:

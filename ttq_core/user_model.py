@@ -12,8 +12,9 @@ nobody named.
 
 Every failure (malformed string, module not importable, attribute missing, not callable,
 the call raising, something other than a module returned, the module or the call ending
-the process with ``sys.exit``) is one :class:`~ttq_core.errors.ConfigError` line.  Importing the module runs its code, as
-``python -c 'import mypkg.models'`` would: name only code you trust.
+the process with ``sys.exit``) is one :class:`~ttq_core.errors.ConfigError` line.
+Importing the module runs its code, as ``python -c 'import mypkg.models'`` would: name
+only code you trust.
 """
 
 from __future__ import annotations
