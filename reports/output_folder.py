@@ -151,20 +151,26 @@ def _looks_like_unmarked_report(folder: Path) -> bool:
     if not (folder / "report.html").is_file():
         return False
     for index, fmt in UNMARKED_INDEX.items():
-        try:
-            if json.loads((folder / index).read_text()).get("format") == fmt:
-                return True
-        except (OSError, ValueError, AttributeError, RecursionError):
-            continue
+        data = _json_file(folder / index)
+        if isinstance(data, dict) and data.get("format") == fmt:
+            return True
     return False
+
+
+def _json_file(path: Path):
+    """The JSON content of the regular file ``path``, or None when it is missing, not a
+    regular file (a FIFO planted as a marker must not block), too large or not JSON."""
+    from ttq_core.errors import ConfigError
+    from ttq_core.user_files import parse_json, read_text
+    try:
+        return parse_json(read_text(path, str(path)), str(path))
+    except (OSError, ConfigError):
+        return None
 
 
 def _manifest(folder: Path) -> set[str] | None:
     """The paths an earlier report wrote, or None when ``folder`` is not a report."""
-    try:
-        data = json.loads((folder / MARKER).read_text())
-    except (OSError, ValueError, RecursionError):
-        return None
+    data = _json_file(folder / MARKER)
     if not isinstance(data, dict) or data.get("format") != MARKER_FORMAT or \
             not isinstance(data.get("files"), list):
         return None

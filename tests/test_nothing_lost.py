@@ -193,6 +193,17 @@ def test_a_report_folder_without_the_marker_is_refused_with_the_users_files_inta
     assert _snapshot(tmp_path) == before
 
 
+def test_a_fifo_planted_as_marker_or_index_is_refused_without_blocking(tmp_path):
+    out = tmp_path / "r"
+    out.mkdir()
+    (out / "report.html").write_text("<html>")
+    os.mkfifo(out / MARKER)
+    os.mkfifo(out / "analysis.json")
+    with deadline(30), pytest.raises(OutputError, match="not a report folder"):
+        build_atomically(out, _write_files(["report.html"]))
+    assert sorted(p.name for p in out.iterdir()) == sorted([MARKER, "analysis.json", "report.html"])
+
+
 # ----------------------------------------------------------------------------- 4, 5: --json, stems
 
 def test_json_inside_out_on_an_input_or_on_a_users_file_is_refused_before_measuring(
