@@ -79,14 +79,16 @@ class LayerRecord:
 class ActivationProbe:
     """Context manager: while open, every forward of ``model`` records its layers' inputs.
 
-    ``layers``: {name: (module, ternary codes or None)}; ``count_ops``: also stream exact
-    measured operation counts (:class:`MeasuredOps`).
+    ``layers``: {name: (module, ternary codes or None)}; ``count_ops``: also stream
+    measured operation counts (:class:`MeasuredOps`, with ``partial_sums``).
     """
 
-    def __init__(self, layers: dict[str, tuple[nn.Module, torch.Tensor | None]], count_ops: bool):
+    def __init__(self, layers: dict[str, tuple[nn.Module, torch.Tensor | None]], count_ops: bool,
+                 partial_sums: str = "window"):
         self.records = {name: LayerRecord(name) for name in layers}
         self._layers = layers
         self._count_ops = count_ops
+        self._partial_sums = partial_sums
         self._handles: list = []
 
     def __enter__(self) -> "ActivationProbe":
@@ -94,7 +96,7 @@ class ActivationProbe:
             for name, (module, codes) in self._layers.items():
                 record = self.records[name]
                 if self._count_ops:
-                    record.ops = MeasuredOps(module, codes)
+                    record.ops = MeasuredOps(module, codes, partial_sums=self._partial_sums)
                 self._handles.append(module.register_forward_pre_hook(self._hook(record)))
                 self._handles.append(module.register_forward_hook(
                     lambda _m, _args, y, record=record: record.add_output(y)))
@@ -122,10 +124,18 @@ class ActivationProbe:
             # The sum runs over the dims of x as laid out (no reshape copy).
             x_ind = indicator(x)
             exact = torch.float32 if numel < FLOAT32_EXACT else torch.float64
-            nonzero = x_ind.sum(dim=tuple(range(1, x.dim())), dtype=exact).round_().to(torch.int64)
-            record.add(numel - nonzero)
-            if record.ops is not None:  # the same indicator serves the measured counts
-                record.ops.update(x, x_ind=x_ind)
+            ops = record.ops
+            if ops is not None and ops.wants_group_sums:
+                # the measured counts need nonzeros per (image, channel group, position):
+                # the per-image counts follow from those, one pass over x_ind fewer
+                group_sums = ops.group_sums(x_ind)
+                nonzero = group_sums.sum(dim=(1, 2, 3), dtype=exact)
+            else:
+                group_sums = None
+                nonzero = x_ind.sum(dim=tuple(range(1, x.dim())), dtype=exact)
+            record.add(numel - nonzero.round_().to(torch.int64))
+            if ops is not None:  # the same indicator serves the measured counts
+                ops.update(x, x_ind=x_ind, group_sums=group_sums)
         return hook
 
 

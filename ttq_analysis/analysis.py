@@ -56,11 +56,12 @@ from .activations import ActivationProbe, RunResult, gather_over_ranks, run_batc
 from .energy import (DEFAULT_ENERGY_MODEL, SCENARIOS, EnergyModel, check_energy_options,
                      energy_columns, load_energy_model, scenario_totals)
 from .macs import LAYER_TYPES, count_dense_macs
+from .precision import full_float32
 from .ternary_detect import (DEFAULT_TOLERANCE, check_tolerance, detect_all, detection_meta,
                              ternary_scales)
 from .results import (PJ_PER_UJ, Accuracy, EnergyTotals, NetworkResult, OpCounts, Sizes,
                       Sparsity)
-from .ternary_ops import dense_ternary_ops
+from .ternary_ops import PARTIAL_SUMS, dense_ternary_ops
 
 FORMAT = "ttq-analysis"
 FORMAT_VERSION = 1
@@ -76,7 +77,12 @@ CONVENTIONS = {
     "ternary_ops": "Output = Wp·Σ(inputs under +) − Wn·Σ(inputs under −): per output with n "
                    "nonzero terms, additions = max(n−1, 0), multiplications = number of "
                    "signs present (0–2). Dense: every input (padding too) nonzero. "
-                   "Measured: exact nonzero weight × nonzero input pairs on real inputs.",
+                   "Measured: n = exact nonzero weight × nonzero input pairs on real inputs; "
+                   "partial_sums 'window' (default): an output whose receptive field holds a "
+                   "nonzero input costs n−1 additions and one multiplication per sign of its "
+                   "filter, other outputs nothing (differs from the per-output count only "
+                   "where such an output's sum or one sign's partial sum is empty); 'exact': "
+                   "per output, max(n−1, 0) and one per non-empty partial sum.",
     "effective_macs": "MACs whose input is nonzero (zero inputs, padding included, skipped), "
                       "weights treated as dense.",
     "act_sparsity": "Fraction of exact zeros in a layer's input, per image, averaged.",
@@ -271,12 +277,13 @@ def _percentile_cols(values: np.ndarray) -> dict[str, float]:
             **{f"act_sparsity_p{p:02d}": float(v) for p, v in zip(PERCENTILES, pct)}}
 
 
+@full_float32()
 def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None = None,
             energy_model: str | os.PathLike | EnergyModel = DEFAULT_ENERGY_MODEL,
             batches: int | None = None, device: str | torch.device | None = None, *,
             memory: str = "sram", precision: str = "fp32", act_memory: str = "none",
             arch: str | None = None,
-            count_ops: bool = True, progress: bool = True,
+            count_ops: bool = True, partial_sums: str = "window", progress: bool = True,
             split_over_ranks: bool | None = None,
             ternary_tolerance: float = DEFAULT_TOLERANCE) -> Analysis:
     """Measure a model: dense MACs, ternary operations, weight and activation sparsity, energy.
@@ -298,7 +305,12 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
             baseline's weight and every activation's storage width).
         act_memory: where activations are read and written, ``"none"`` (not counted,
             default), ``"sram"`` or ``"dram"``.
-        count_ops: stream exact measured operation counts (the dearest part).
+        count_ops: stream measured operation counts (exact Σ n and effective MACs).
+        partial_sums: which outputs the measured additions and multiplications treat as
+            computed: ``"window"`` (default; an output whose receptive field holds a nonzero
+            input, a linear-time count) or ``"exact"`` (per output and sign, one extra
+            indicator convolution per layer, about doubling the cost); see
+            :mod:`ttq_analysis.ternary_ops`.  Recorded in ``meta["partial_sums"]``.
         split_over_ranks: under torchrun (a process group of several ranks is
             initialised, e.g. by ``ttq_core.distributed.session()``), each rank measures a
             contiguous block of the batches and the per-image values and integer counters
@@ -314,7 +326,14 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
     ``nn.Conv2d`` (any groups, kernel, stride) and ``nn.Linear`` (inputs of any rank)
     layers are the rows; other operators fvcore counts are in ``meta["other_ops"]`` and
     those it cannot count in ``meta["unsupported_ops"]``.
+
+    Runs in full float32 (TF32 off for CUDA matrix products and cuDNN, the caller's
+    settings restored afterwards: :func:`ttq_analysis.precision.full_float32`), so a CPU and
+    a CUDA analysis count the same zeros.
     """
+    if partial_sums not in PARTIAL_SUMS:
+        raise ConfigError(f"partial_sums must be one of {', '.join(PARTIAL_SUMS)}, "
+                          f"got {partial_sums!r}")
     model, arch_name, info = _resolve_model(model_or_checkpoint, arch)
     em = load_energy_model(energy_model)
     check_energy_options(em, memory, precision, act_memory)  # before any model work
@@ -337,7 +356,7 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
     dense = count_dense_macs(model, input_shape, device)
     shapes = _layer_shapes(model, layers, input_shape, device)
     records, run = _measure(model, layers, codes, data, batches, device, count_ops, progress,
-                            split_over_ranks)
+                            split_over_ranks, partial_sums)
 
     rows = [_layer_row(name, m, codes[name], dense.layer_macs[name], shapes[name],
                        records[name] if records is not None else None)
@@ -351,6 +370,7 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
         "arch": arch_name, "input_shape": list(input_shape), "device": str(device),
         "images": run.images, "batches_limit": batches,
         "count_ops": bool(count_ops and data is not None),
+        "partial_sums": partial_sums if count_ops and data is not None else None,
         "energy_model": em.raw, "memory": memory, "precision": precision,
         "act_memory": act_memory,
         "other_ops": dense.other_ops, "unsupported_ops": dense.unsupported_ops,
@@ -364,7 +384,8 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
 
 
 def _measure(model, layers, codes, data, batches, device, count_ops: bool, progress: bool,
-             split_over_ranks: bool | None) -> tuple[dict | None, RunResult]:
+             split_over_ranks: bool | None,
+             partial_sums: str = "window") -> tuple[dict | None, RunResult]:
     """Run ``data`` through ``model`` with the activation probe: the per-layer records
     (None without data) and the images/accuracy seen, gathered over ranks when split."""
     if data is None:
@@ -373,7 +394,8 @@ def _measure(model, layers, codes, data, batches, device, count_ops: bool, progr
         split_over_ranks and distributed.active())
     shard = (distributed.rank(), distributed.world_size()) if split else (0, 1)
     inputs, total = _input_batches(data, batches, shard)
-    with ActivationProbe({n: (m, codes[n]) for n, m in layers.items()}, count_ops) as probe:
+    with ActivationProbe({n: (m, codes[n]) for n, m in layers.items()}, count_ops,
+                         partial_sums) as probe:
         run = run_batches(model, inputs, device, total, progress and shard[0] == 0)
     if split:
         run = gather_over_ranks(probe.records, run)
