@@ -56,11 +56,15 @@ def ttq_ckpt(tmp_path_factory) -> Path:
     return out / "best.pt"
 
 
+class Blocked(Exception):
+    """Raised by :func:`deadline`; not an OSError, so no ``except OSError`` swallows it."""
+
+
 @contextlib.contextmanager
 def deadline(seconds: float):
-    """Fail (TimeoutError) instead of hanging when the body blocks longer than ``seconds``."""
+    """Fail (:class:`Blocked`) instead of hanging when the body blocks past ``seconds``."""
     def expire(*_):
-        raise TimeoutError(f"still blocked after {seconds} s")
+        raise Blocked(f"still blocked after {seconds} s")
     old = signal.signal(signal.SIGALRM, expire)
     signal.setitimer(signal.ITIMER_REAL, seconds)
     try:
