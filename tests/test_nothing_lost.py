@@ -44,6 +44,9 @@ from conftest import CIFAR_ARCHIVE, REPO, needs_cifar
 from test_reliability import ENV, REPORT, TINY, _one_line_error, _snapshot, _write_files
 
 FP_CKPT = REPO / "benchmarks" / "results" / "h200-2026-11-26" / "resnet20_fp_best.pt"
+SWEEP = ["--init", str(FP_CKPT), "--data-dir", str(CIFAR_ARCHIVE), "--limit-train", "256",
+         "--limit-test", "100", "--batch-size", "64", "--epochs", "1", "--device", "cpu",
+         "--no-progress"]
 
 
 @pytest.fixture(scope="module")
@@ -337,6 +340,26 @@ def test_report_out_link_or_unmarked_report_is_refused_before_measuring(
     assert out.is_symlink() == (case == "symlink")
 
 
+@needs_cifar
+@pytest.mark.parametrize("case", ["symlink", "unmarked-report"])
+def test_sweep_report_folder_follows_the_same_rules_before_training(tmp_path, capsys, case):
+    out = tmp_path / "s"
+    out.mkdir()
+    target = tmp_path / "elsewhere" if case == "symlink" else out / "report"
+    target.mkdir()
+    if case == "symlink":
+        (out / "report").symlink_to(target)
+    else:
+        (target / "report.html").write_text("<html>")
+        (target / "sweep.json").write_text(json.dumps({"format": "ttq-sweep"}))
+        (target / "notes.md").write_text("mine")
+    before = _snapshot(tmp_path)
+    assert sweep_main([*SWEEP, "--thresholds", "0.05", "--out", str(out)]) == 1
+    line = _one_line_error(capsys.readouterr().err, "ttq-sweep")
+    assert ("symbolic link" if case == "symlink" else "before report folders were marked") in line
+    assert _snapshot(tmp_path) == before and not (out / "runs").exists()
+
+
 # ----------------------------------------------------------------------------- 9, 10: --model
 
 _MODELS = textwrap.dedent("""
@@ -455,11 +478,6 @@ def test_deep_or_fifo_threshold_plan_is_one_line(tmp_path, capsys, kind):
     line = _one_line_error(capsys.readouterr().err, "ttq-train")
     assert ("named pipe" if kind == "fifo" else "nested too deeply") in line
     assert not (tmp_path / "run").exists()
-
-
-SWEEP = ["--init", str(FP_CKPT), "--data-dir", str(CIFAR_ARCHIVE), "--limit-train", "256",
-         "--limit-test", "100", "--batch-size", "64", "--epochs", "1", "--device", "cpu",
-         "--no-progress"]
 
 
 @needs_cifar
