@@ -397,7 +397,8 @@ def test_what_if_reestimates_batchnorm_on_training_images():
     est = ternarize_untrained(net, 0.05, test, calib, bn_images=24)
     assert est.bn_images == 24 and est.bn_layers == 2
     # hand check: the running mean of the second BN is the mean of its input over the 24
-    # calibration images, computed with the ternary weights (W_t = Wp/0/-Wn) in train mode
+    # calibration images as the training transform yields them (one batch, the
+    # re-estimation's seed), computed with the ternary weights (W_t = Wp/0/-Wn) in train mode
     m = est.model
     from ttq_core.train.bn_calibration import CALIBRATION_SEED
     gen = torch.Generator().manual_seed(CALIBRATION_SEED)
