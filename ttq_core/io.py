@@ -14,9 +14,10 @@ from typing import IO, Iterator
 
 
 @contextlib.contextmanager
-def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
-    """Open a temporary file beside ``path``; on clean exit it replaces ``path``."""
-    path = Path(path)
+def _published(path: Path, mode: str, publish) -> Iterator[IO]:
+    """Write a temporary file beside ``path`` (flushed, synced, given the umask's mode);
+    on clean exit ``publish(tmp, path)`` puts it in place.  The temporary file never
+    outlives the call."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
@@ -25,10 +26,16 @@ def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
             f.flush()
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())
-        os.replace(tmp, path)
-    except BaseException:
+        publish(tmp, path)
+    finally:
         Path(tmp).unlink(missing_ok=True)
-        raise
+
+
+@contextlib.contextmanager
+def atomic_open(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """Open a temporary file beside ``path``; on clean exit it replaces ``path``."""
+    with _published(Path(path), mode, os.replace) as f:
+        yield f
 
 
 @contextlib.contextmanager
@@ -40,17 +47,8 @@ def exclusive_create(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
     path = Path(path)
     if os.path.lexists(path):  # refuse before any work
         raise FileExistsError(17, "File exists", str(path))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, mode) as f:
-            yield f
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o666 & ~_umask())
-        os.link(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with _published(path, mode, os.link) as f:
+        yield f
 
 
 def _umask() -> int:
