@@ -79,11 +79,13 @@ class LayerRecord:
 class ActivationProbe:
     """Context manager: while open, every forward of ``model`` records its layers' inputs.
 
-    ``layers``: {name: (module, ternary codes or None)}; ``count_ops``: also stream
-    measured operation counts (:class:`MeasuredOps`, with ``partial_sums``).
+    ``layers``: {name: (module, sign codes or None)} or {name: (module, codes,
+    scale_mults)} (``scale_mults``: ``"per_sign"`` for ternary, the default, or
+    ``"per_output"`` for binary layers); ``count_ops``: also stream measured operation
+    counts (:class:`MeasuredOps`, with ``partial_sums``).
     """
 
-    def __init__(self, layers: dict[str, tuple[nn.Module, torch.Tensor | None]], count_ops: bool,
+    def __init__(self, layers: dict[str, tuple], count_ops: bool,
                  partial_sums: str = "window"):
         self.records = {name: LayerRecord(name) for name in layers}
         self._layers = layers
@@ -93,10 +95,11 @@ class ActivationProbe:
 
     def __enter__(self) -> "ActivationProbe":
         try:
-            for name, (module, codes) in self._layers.items():
+            for name, (module, codes, *scale_mults) in self._layers.items():
                 record = self.records[name]
                 if self._count_ops:
-                    record.ops = MeasuredOps(module, codes, partial_sums=self._partial_sums)
+                    record.ops = MeasuredOps(module, codes, partial_sums=self._partial_sums,
+                                             scale_mults=(scale_mults or ["per_sign"])[0])
                 self._handles.append(module.register_forward_pre_hook(self._hook(record)))
                 self._handles.append(module.register_forward_hook(
                     lambda _m, _args, y, record=record: record.add_output(y)))

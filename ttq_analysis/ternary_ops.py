@@ -1,4 +1,5 @@
-"""Ternary add/mult counts of conv2d and linear layers, dense and measured on real inputs.
+"""Ternary (and binary) add/mult counts of conv2d and linear layers, dense and measured on
+real inputs.
 
 Counting convention
 -------------------
@@ -17,6 +18,26 @@ the pairs are a·(+), 0·(+), c·0, d·(−).  Dense activations: n+ = 2, n− =
 and the zero weight drop out, n+ = 1 (a), n− = 1 (d), n = 2: 1 addition
 (Wp·a − Wn·d) and 2 multiplications.  With inputs ``[0, 0, c, d]`` it would be
 n+ = 0, n− = 1: 0 additions, 1 multiplication (−Wn·d).
+
+Other weight formats (:mod:`ttq_analysis.weight_formats`)
+--------------------------------------------------------
+* **binary** (``scale_mults="per_output"``): an output is ``α_c·(Σ(inputs under +) −
+  Σ(inputs under −))``, one scale per output channel.  Additions as above, max(n − 1, 0)
+  over the nonzero terms; multiplications: **one** per output with n > 0 (ternary: one
+  per sign present).  Worked example, one output with inputs ``[a, 0, c, d]`` and weights
+  α·``[+, +, −, −]``: dense activations n = 4, so 3 additions ((a + 0) − c − d) and 1
+  multiplication (by α); measured, the zero input drops out, n = 3: 2 additions (a − c −
+  d) and 1 multiplication.  With inputs ``[0, 0, 0, 0]``: nothing (the output is not
+  computed).  ``"window"``: a computed output costs n − 1 additions and one
+  multiplication when its filter has a nonzero weight (a binary filter always has).
+* **ternary** (``scale_mults="per_sign"``, the default): the convention above, unchanged.
+* **int4, int8**: multiply-accumulates, not counted here: dense ``macs`` (fvcore) and
+  measured ``effective_macs`` (MACs whose input is nonzero, weights treated as dense,
+  so a zero integer weight still counts), at the weight × activation precision
+  (:mod:`ttq_analysis.energy`).  Worked example, weights s·``[3, −1, 0, 7]`` (int4) and
+  inputs ``[a, 0, c, d]``: 4 MACs dense, 3 measured (a, c, d).  The step s_c is applied
+  once per output with the requantization or batch-norm scale and is not counted (as
+  bias and batch norm are not).
 
 Two modes:
 
@@ -101,10 +122,18 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["dense_ternary_ops", "MeasuredOps", "FLOAT32_EXACT", "PARTIAL_SUMS"]
+__all__ = ["dense_ternary_ops", "MeasuredOps", "FLOAT32_EXACT", "PARTIAL_SUMS", "SCALE_MULTS"]
 
 FLOAT32_EXACT = 2 ** 24  # every integer below this is exact in float32
 PARTIAL_SUMS = ("window", "exact")  # MeasuredOps: which outputs count as computed
+SCALE_MULTS = ("per_sign", "per_output")  # ternary Wp/Wn per sign present; binary one α_c
+
+
+def _check_scale_mults(scale_mults: str) -> str:
+    if scale_mults not in SCALE_MULTS:
+        raise ValueError(f"scale_mults must be one of {', '.join(SCALE_MULTS)}, "
+                         f"got {scale_mults!r}")
+    return scale_mults
 
 
 def _check_layer(layer: nn.Module) -> str:
@@ -178,26 +207,28 @@ def _filter_counts(codes: torch.Tensor, groups: int) -> list[tuple[int, int, int
 
 
 def dense_ternary_ops(layer: nn.Module, codes: torch.Tensor,
-                      output_positions: int) -> tuple[int, int]:
+                      output_positions: int, scale_mults: str = "per_sign") -> tuple[int, int]:
     """(adds, mults) per image assuming dense activations (every input nonzero).
 
     Args:
         layer: an ``nn.Conv2d`` or ``nn.Linear`` (or subclass).
-        codes: int8 ternary codes in {-1, 0, +1}, shaped like ``layer.weight``.
+        codes: int8 sign codes in {-1, 0, +1}, shaped like ``layer.weight``.
         output_positions: output elements per output channel and image —
             ``H_out·W_out`` for a conv, rows of input per sample for a linear layer
             (1 for an ``(N, F)`` input, T for ``(N, T, F)``).
+        scale_mults: ``"per_sign"`` (ternary, default) or ``"per_output"`` (binary).
 
     Per output channel o with ``npos_o`` + and ``nneg_o`` − weights in its filter:
-    ``adds_o = max(npos_o + nneg_o − 1, 0)``, ``mults_o = [npos_o > 0] + [nneg_o > 0]``,
-    each times ``output_positions``.
+    ``adds_o = max(npos_o + nneg_o − 1, 0)``, ``mults_o = [npos_o > 0] + [nneg_o > 0]``
+    (``"per_output"``: ``[npos_o + nneg_o > 0]``), each times ``output_positions``.
     """
     _check_layer(layer)
+    per_output = _check_scale_mults(scale_mults) == "per_output"
     codes = _check_codes(layer, codes).flatten(1)
     npos = (codes > 0).sum(1)
     nneg = (codes < 0).sum(1)
     adds = (npos + nneg - 1).clamp(min=0).sum()
-    mults = (npos > 0).sum() + (nneg > 0).sum()
+    mults = ((npos + nneg) > 0).sum() if per_output else (npos > 0).sum() + (nneg > 0).sum()
     positions = int(output_positions)
     if positions < 0:
         raise ValueError(f"output_positions must be >= 0, got {output_positions}")
@@ -254,19 +285,25 @@ class MeasuredOps:
     Args:
         layer: ``nn.Conv2d`` (zero padding, any stride/padding/dilation/groups) or
             ``nn.Linear``, or a subclass.
-        codes: int8 ternary codes shaped like ``layer.weight`` (a snapshot is taken), or
-            ``None`` for an FP layer: then only ``effective_macs`` is counted.
+        codes: int8 sign codes in {−1, 0, +1} shaped like ``layer.weight`` (a snapshot is
+            taken) of an add-only layer (ternary, binary), or ``None`` for a layer counted
+            in MACs (FP, int4, int8): then only ``effective_macs`` is counted.
         partial_sums: ``"window"`` (default: an output is computed when its receptive
             field holds a nonzero input; linear-time) or ``"exact"`` (per-output empty sums
             and partial sums; one indicator convolution per update); see the module doc.
         single_conv: ``"exact"`` only: ``None`` picks the one-conv encoding when it is
             exact (see the module doc), ``False`` forces two convs, ``True`` forces the
             encoding and raises ``ValueError`` when it would not be exact.
+        scale_mults: ``"per_sign"`` (ternary, default: one multiplication per sign, Wp
+            and Wn) or ``"per_output"`` (binary: one α_c per computed output); see the
+            module doc.
     """
 
     def __init__(self, layer: nn.Module, codes: torch.Tensor | None, *,
-                 partial_sums: str = "window", single_conv: bool | None = None):
+                 partial_sums: str = "window", single_conv: bool | None = None,
+                 scale_mults: str = "per_sign"):
         self.kind = _check_layer(layer)
+        self.scale_mults = _check_scale_mults(scale_mults)
         self.layer = layer
         self.fan_in = _fan_in(layer)
         self.codes = None if codes is None else _check_codes(layer, codes).cpu().clone()
@@ -409,13 +446,14 @@ class MeasuredOps:
             computed = self._computed_positions(x_ind, group_sums)
             self.effective_adds += sum_n - sum(a * nz for a, (nz, _, _) in
                                                zip(computed, self._filter_counts))
-            self.effective_mults += sum(a * (p + n) for a, (_, p, n) in
-                                        zip(computed, self._filter_counts))
+            per_output = self.scale_mults == "per_output"
+            self.effective_mults += sum(a * (nz if per_output else p + n)
+                                        for a, (nz, p, n) in zip(computed, self._filter_counts))
             return
         has_n, has_pos, has_neg = self._nonempty_outputs(x_ind)
         # Σ max(n − 1, 0) = Σ n − #(n > 0)
         self.effective_adds += sum_n - has_n
-        self.effective_mults += has_pos + has_neg
+        self.effective_mults += has_n if self.scale_mults == "per_output" else has_pos + has_neg
 
     def _computed_positions(self, x_ind: torch.Tensor,
                             per_group: torch.Tensor | None = None) -> list[int]:
