@@ -15,19 +15,24 @@ the images seen), as in the TTQ paper's tables.  :class:`Analysis` holds
 ``to_json()``/``Analysis.from_json()`` round-trip exactly (missing values are JSON
 ``null``), so reports never rerun a model.
 
-Per-layer columns: ``layer``, ``kind`` (conv/linear), ``ternary``, ``params`` (weights +
-biases), ``macs`` (dense, fvcore), ``output_positions`` (outputs per filter per image),
-``weight_sparsity`` (fraction of zero weights), ``frac_pos``, ``frac_neg``, ``wp``, ``wn``,
-``weight_bits`` (storage in this network: 2 per ternary weight + 64 for Wp/Wn + 32 per
-bias; 32 per FP parameter), ``fp_weight_bits`` (32 per parameter), ``act_sparsity``
+Per-layer columns: ``layer``, ``kind`` (conv/linear), ``ternary`` (weight format ternary),
+``weight_format`` (fp, binary, ternary, int4, int8: :mod:`ttq_analysis.weight_formats`),
+``params`` (weights + biases), ``macs`` (dense, fvcore), ``output_positions`` (outputs per
+filter per image), ``weight_sparsity`` (fraction of zero weights, of the quantized weights
+in a quantized layer), ``frac_pos``, ``frac_neg``, ``wp``, ``wn`` (ternary layers),
+``weight_bits`` (storage in this network, per weight format: 2 per ternary weight + 64 for
+Wp/Wn; 1 per binary or n per int-n weight + 32 per output channel; + 32 per bias; 32 per
+FP parameter), ``fp_weight_bits`` (32 per parameter), ``act_sparsity``
 (mean over images of the fraction of zeros in the layer's input), ``act_sparsity_std``,
-``act_sparsity_p05`` … ``_p95``, ``ternary_adds``/``ternary_mults`` (dense activations),
+``act_sparsity_p05`` … ``_p95``, ``ternary_adds``/``ternary_mults`` (additions and scale
+multiplications of an add-only layer, ternary or binary, dense activations),
 ``effective_adds``/``effective_mults`` (measured), ``effective_macs`` (MACs with a
 nonzero input), ``in_elements``/``out_elements`` (activations read/written per image),
 ``out_act_sparsity`` (fraction of zeros of the layer's output before batch norm or ReLU,
 over all images), and ``{scenario}_{compute,memory,act_memory,total}_pJ`` for the four scenarios of
-:mod:`ttq_analysis.energy`.  Not-applicable values are NaN (ternary columns of FP layers,
-measured columns without data).
+:mod:`ttq_analysis.energy` (``ttq_*``: the quantized network, any weight format).
+Not-applicable values are NaN (ternary columns of FP and integer layers, measured columns
+without data).
 """
 
 from __future__ import annotations
@@ -54,14 +59,15 @@ from ttq_core.quantize import TernaryLayerMixin
 
 from .activations import ActivationProbe, RunResult, gather_over_ranks, run_batches
 from .energy import (DEFAULT_ENERGY_MODEL, SCENARIOS, EnergyModel, check_energy_options,
-                     energy_columns, load_energy_model, scenario_totals)
+                     derived_ops, energy_columns, load_energy_model, scenario_totals)
 from .macs import LAYER_TYPES, count_dense_macs
 from .precision import full_float32
-from .ternary_detect import (DEFAULT_TOLERANCE, check_tolerance, detect_all, detection_meta,
-                             ternary_scales)
+from .ternary_detect import DEFAULT_TOLERANCE, check_tolerance
 from .results import (PJ_PER_UJ, Accuracy, EnergyTotals, NetworkResult, OpCounts, Sizes,
                       Sparsity)
 from .ternary_ops import PARTIAL_SUMS, dense_ternary_ops
+from .weight_formats import (ADD_ONLY_FORMATS, LayerFormat, detect_formats, format_of_layers,
+                             formats_meta, ternary_detection_meta)
 
 FORMAT = "ttq-analysis"
 FORMAT_VERSION = 1
@@ -97,6 +103,25 @@ CONVENTIONS = {
               "(as produced, before batch norm or ReLU) once; dense scenarios store every "
               "element, measured ones a 1-bit zero map plus the nonzero values.",
 }
+
+FORMAT_CONVENTIONS = {
+    "weight_formats": "Each layer's weight format (meta['weight_formats']): a toolkit layer's "
+                      "from its quantizer's method, a plain layer's from its values per output "
+                      "channel. Binary (±α_c): additions as for ternary, max(n−1, 0) per output, "
+                      "and one α_c multiplication per computed output; 1 bit per weight + 32 "
+                      "per output channel. Int4/int8 (s_c·k): MACs (dense: macs, measured: "
+                      "effective_macs), the step s_c applied with the requantization and not "
+                      "counted; n bits per weight + 32 per output channel. The ttq_* scenarios "
+                      "and TTQ columns are the quantized network in every format.",
+    "int_energy": "An int4/int8 layer's MAC: with fp32/fp16 activations a multiplication and "
+                  "addition at that precision (integer weights convert exactly, saving memory "
+                  "only); with int8 activations int8_mult (int8 weights) or int4xint8_mult "
+                  "(int4 weights, DERIVED: int8_mult × (4·8)/(8·8), an array multiplier's "
+                  "energy grows with the product of its operand widths; flagged in "
+                  "meta['derived_energies']) + int32_add.",
+}
+"""Conventions added to ``meta["conventions"]`` when a layer is binary or int4/int8 (a
+ternary analysis keeps exactly :data:`CONVENTIONS`)."""
 
 
 @dataclass
@@ -317,10 +342,13 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
             are gathered, so every rank returns the Analysis a single process computes on
             all the data (every rank must call it, with the whole ``data``).  ``None``
             (default): split whenever such a group is active; ``False``: never.
-        ternary_tolerance: a plain conv/linear layer whose weights take at most three
-            values {−a, 0, +b} (values closer than this fraction of max|w| merged) is
-            counted as ternary (:mod:`ttq_analysis.ternary_detect`; verdicts per layer in
-            ``meta["ternary_detection"]``).
+        ternary_tolerance: the relative tolerance of weight-format recognition in plain
+            layers (:mod:`ttq_analysis.weight_formats`): one magnitude per output channel
+            counts as binary, at most three values {−a, 0, +b} per layer (values closer
+            than this fraction of max|w| merged) as ternary
+            (:mod:`ttq_analysis.ternary_detect`), at most 16/256 values per channel on a
+            uniform grid as int4/int8; verdicts per layer in ``meta["weight_formats"]``
+            (and the ternary rule's in ``meta["ternary_detection"]``).
 
     Any ``nn.Module`` works (give ``input_shape`` outside the registry): its
     ``nn.Conv2d`` (any groups, kernel, stride) and ``nn.Linear`` (inputs of any rank)
@@ -349,16 +377,13 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
     if not layers:
         raise ConfigError("the model has no conv or linear layer to analyse")
     tolerance = check_tolerance(ternary_tolerance)
-    detections = detect_all(layers, tolerance)
-    codes = {n: (m.ternary_codes() if isinstance(m, TernaryLayerMixin) and m.quantize_enabled
-                 else detections[n].codes if n in detections else None)
-             for n, m in layers.items()}
+    formats = detect_formats(layers, tolerance)
     dense = count_dense_macs(model, input_shape, device)
     shapes = _layer_shapes(model, layers, input_shape, device)
-    records, run = _measure(model, layers, codes, data, batches, device, count_ops, progress,
+    records, run = _measure(model, layers, formats, data, batches, device, count_ops, progress,
                             split_over_ranks, partial_sums)
 
-    rows = [_layer_row(name, m, codes[name], dense.layer_macs[name], shapes[name],
+    rows = [_layer_row(name, m, formats[name], dense.layer_macs[name], shapes[name],
                        records[name] if records is not None else None)
             for name, m in layers.items()]
     df = pd.DataFrame(rows)
@@ -375,16 +400,24 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
         "act_memory": act_memory,
         "other_ops": dense.other_ops, "unsupported_ops": dense.unsupported_ops,
         "conventions": CONVENTIONS, "checkpoint": info,
-        "ternary_detection": detection_meta(detections, tolerance),
+        "ternary_detection": ternary_detection_meta(formats, tolerance),
         "torch": str(torch.__version__),
+        "weight_formats": formats_meta(formats, tolerance),
     }
+    present = {v.format for v in formats.values()}
+    if present - {"fp", "ternary"}:  # a ternary analysis keeps its conventions unchanged
+        meta["conventions"] = {**CONVENTIONS, **FORMAT_CONVENTIONS}
+    derived = derived_ops(em, present)
+    if derived:  # flagged: numbers no cost model lists (energy.DERIVED_OPS)
+        meta["derived_energies"] = {n: {**d, "used": n in derived_ops(em, present, [precision])}
+                                    for n, d in derived.items()}
     per_image = {name: (records[name].per_image_sparsity() if records is not None else np.zeros(0))
                  for name in layers}
     return Analysis(df, network, meta, _histograms(per_image))
 
 
-def _measure(model, layers, codes, data, batches, device, count_ops: bool, progress: bool,
-             split_over_ranks: bool | None,
+def _measure(model, layers, formats: dict[str, LayerFormat], data, batches, device,
+             count_ops: bool, progress: bool, split_over_ranks: bool | None,
              partial_sums: str = "window") -> tuple[dict | None, RunResult]:
     """Run ``data`` through ``model`` with the activation probe: the per-layer records
     (None without data) and the images/accuracy seen, gathered over ranks when split."""
@@ -394,8 +427,9 @@ def _measure(model, layers, codes, data, batches, device, count_ops: bool, progr
         split_over_ranks and distributed.active())
     shard = (distributed.rank(), distributed.world_size()) if split else (0, 1)
     inputs, total = _input_batches(data, batches, shard)
-    with ActivationProbe({n: (m, codes[n]) for n, m in layers.items()}, count_ops,
-                         partial_sums) as probe:
+    probed = {n: (m, formats[n].codes, formats[n].spec.scale_mults or "per_sign")
+              for n, m in layers.items()}
+    with ActivationProbe(probed, count_ops, partial_sums) as probe:
         run = run_batches(model, inputs, device, total, progress and shard[0] == 0)
     if split:
         run = gather_over_ranks(probe.records, run)
@@ -404,30 +438,33 @@ def _measure(model, layers, codes, data, batches, device, count_ops: bool, progr
     return probe.records, run
 
 
-def _layer_row(name: str, m: nn.Module, c: torch.Tensor | None, macs: float,
+def _layer_row(name: str, m: nn.Module, fmt: LayerFormat, macs: float,
                shape: _LayerShape, record) -> dict[str, Any]:
     """One row of ``Analysis.layers`` (the columns of the module doc) before energy."""
     positions = shape.positions
     n_weight = m.weight.numel()
     n_bias = m.bias.numel() if m.bias is not None else 0
     params = n_weight + n_bias
+    c = fmt.codes
+    spec = fmt.spec
     row: dict[str, Any] = {"layer": name, "kind": "conv" if isinstance(m, nn.Conv2d) else "linear",
-                           "ternary": c is not None, "params": params, "macs": float(macs),
-                           "output_positions": positions}
-    if c is not None:
-        wp, wn = ternary_scales(m, c)
+                           "ternary": fmt.format == "ternary", "weight_format": fmt.format,
+                           "params": params, "macs": float(macs), "output_positions": positions}
+    bits = spec.weight_bits(n_weight, int(m.weight.shape[0]), n_bias)
+    if fmt.format == "ternary":
         adds, mults = dense_ternary_ops(m, c, positions)
         row.update(weight_sparsity=float((c == 0).sum()) / n_weight,
                    frac_pos=float((c == 1).sum()) / n_weight,
                    frac_neg=float((c == -1).sum()) / n_weight,
-                   wp=wp, wn=wn,
-                   weight_bits=float(2 * n_weight + 64 + 32 * n_bias),
+                   wp=fmt.wp, wn=fmt.wn, weight_bits=bits,
                    ternary_adds=float(adds), ternary_mults=float(mults))
     else:
-        row.update(weight_sparsity=float((m.weight == 0).sum()) / n_weight,
+        counted = (dense_ternary_ops(m, c, positions, scale_mults=spec.scale_mults)
+                   if spec.add_only else (math.nan, math.nan))
+        row.update(weight_sparsity=float((fmt.weight == 0).sum()) / n_weight,
                    frac_pos=math.nan, frac_neg=math.nan, wp=math.nan, wn=math.nan,
-                   weight_bits=float(32 * params), ternary_adds=math.nan,
-                   ternary_mults=math.nan)
+                   weight_bits=bits, ternary_adds=float(counted[0]),
+                   ternary_mults=float(counted[1]))
     row["fp_weight_bits"] = float(32 * params)
     row.update(_percentile_cols(record.per_image_sparsity() if record is not None else np.zeros(0)))
     row.update(in_elements=float(shape.in_elements), out_elements=float(shape.out_elements),
@@ -436,17 +473,18 @@ def _layer_row(name: str, m: nn.Module, c: torch.Tensor | None, macs: float,
     if ops is not None and ops.images:
         per = ops.per_image()
         row["effective_macs"] = float(per["effective_macs"])
-        row["effective_adds"] = math.nan if c is None else float(per["effective_adds"])
-        row["effective_mults"] = math.nan if c is None else float(per["effective_mults"])
+        row["effective_adds"] = math.nan if not spec.add_only else float(per["effective_adds"])
+        row["effective_mults"] = math.nan if not spec.add_only else float(per["effective_mults"])
     else:
         row.update(effective_macs=math.nan, effective_adds=math.nan, effective_mults=math.nan)
     return row
 
 
 def _params_without_scales(model: nn.Module, layers: dict[str, nn.Module]) -> int:
-    """All parameters of ``model`` but the ternary layers' Wp/Wn (batch norm included)."""
+    """All parameters of ``model`` but the toolkit quantizers' (Wp/Wn, integer steps:
+    whatever lives under ``<layer>.quantizer.``; batch norm included)."""
     scale_ids = {id(p) for m in layers.values() if isinstance(m, TernaryLayerMixin)
-                 for p in (m.quantizer.wp, m.quantizer.wn)}
+                 for p in m.quantizer.parameters()}
     return sum(p.numel() for p in model.parameters() if id(p) not in scale_ids)
 
 
@@ -470,20 +508,23 @@ def _sum(series: pd.Series) -> float | None:
 def _network(df: pd.DataFrame, energy: pd.DataFrame, arch, info, images,
              model_params: int, measured_acc: float | None) -> NetworkResult:
     tern = df[df["ternary"]]
-    fp = df[~df["ternary"]]
+    fp = df[df["weight_format"] == "fp"]
+    quant = df[df["weight_format"] != "fp"]           # every non-FP format
+    add_only = df[df["weight_format"].isin(ADD_ONLY_FORMATS)]  # ternary and binary
     is_ternary = not tern.empty
+    adds = not add_only.empty
     counts = OpCounts(
         macs=float(df["macs"].sum()), fp_layer_macs=float(fp["macs"].sum()),
-        ternary_adds=_sum(tern["ternary_adds"]) if is_ternary else None,
-        ternary_mults=_sum(tern["ternary_mults"]) if is_ternary else None,
-        effective_adds=_sum(tern["effective_adds"]) if is_ternary and images else None,
-        effective_mults=_sum(tern["effective_mults"]) if is_ternary and images else None,
+        ternary_adds=_sum(add_only["ternary_adds"]) if adds else None,
+        ternary_mults=_sum(add_only["ternary_mults"]) if adds else None,
+        effective_adds=_sum(add_only["effective_adds"]) if adds and images else None,
+        effective_mults=_sum(add_only["effective_mults"]) if adds and images else None,
         effective_macs=_sum(df["effective_macs"]) if images else None)
     sizes = Sizes(params=int(model_params), conv_linear_params=int(df["params"].sum()),
                   weight_bits=float(df["weight_bits"].sum()),
                   fp_weight_bits=float(df["fp_weight_bits"].sum()))
-    weight_sparsity = (float((tern["weight_sparsity"] * tern["params"]).sum() / tern["params"].sum())
-                       if is_ternary else None)
+    weight_sparsity = (float((quant["weight_sparsity"] * quant["params"]).sum()
+                             / quant["params"].sum()) if not quant.empty else None)
     if images:
         sparsity = Sparsity(weight_sparsity, float(df["act_sparsity"].mean()),
                             float((df["act_sparsity"] * df["macs"]).sum() / df["macs"].sum()))
@@ -494,7 +535,8 @@ def _network(df: pd.DataFrame, energy: pd.DataFrame, arch, info, images,
         arch=arch, ternary=is_ternary, layers=int(len(df)), ternary_layers=int(len(tern)),
         images=int(images), counts=counts, sizes=sizes, sparsity=sparsity,
         energy=EnergyTotals.from_pJ(scenario_totals(energy)),
-        accuracy=Accuracy(test_acc=metrics.get("test_acc"), measured_acc=measured_acc))
+        accuracy=Accuracy(test_acc=metrics.get("test_acc"), measured_acc=measured_acc),
+        quantized_layers=int(len(quant)), weight_format=format_of_layers(df["weight_format"]))
 
 
 __all__ = ["Analysis", "analyze", "checkpoint_info", "SCENARIOS", "CONVENTIONS", "NetworkResult",

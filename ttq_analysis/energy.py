@@ -26,11 +26,22 @@ for an activation precision P (:data:`ACTIVATION_PRECISIONS`: fp32, fp16, int8):
   cores, would cost more; int8: ``int32_add``);
 * a ternary layer's additions and subtractions are accumulator additions, its per-output
   Wp/Wn multiplications are P multiplications (only the weights are ternary; activations
-  stay at P);
+  stay at P); a binary layer likewise, with one α_c multiplication per output;
+* an int4/int8 layer does MACs (``macs``, measured ``effective_macs``) at the weight ×
+  activation precision (:func:`mac_ops`): with float activations (fp32, fp16) the
+  multiplication is at P (integer weights convert exactly: they save memory only); with
+  int8 activations an int8 × int8 multiplication is ``int8_mult`` and int4 × int8 is
+  the **derived** ``int4xint8_mult`` (:data:`DERIVED_OPS`: an array multiplier's energy
+  grows with the product of its operand widths, int8_mult × (4·8)/(8·8); 0.1 pJ at 45 nm),
+  accumulated in ``int32_add``.  A cost model that lists ``int4xint8_mult`` itself (with a
+  source) is used instead; a derived number is flagged wherever it is shown
+  (:func:`derived_ops`, ``Analysis.meta["derived_energies"]``, the report's cost table);
 * the baseline network (the ``fp32_*`` scenarios, named for the default) keeps its
   weights at P too (32, 16 or 8 bits each: an int8 baseline is an int8 network); the
-  ternary network stores 2 bits per ternary weight + 32 per Wp, Wn and bias, and its FP
-  layers at P;
+  quantized network stores each layer in its weight format
+  (:meth:`ttq_analysis.weight_formats.WeightFormat.weight_bits`: 2 bits per ternary
+  weight + 32 per Wp, Wn; 1 bit per binary weight, n per int-n weight, + 32 per output
+  channel for α_c or the step s_c; + 32 per bias), and its FP layers at P;
 * every weight is read once per inference from the chosen memory level (``"sram"`` or
   ``"dram"``): weight-memory energy = weight bits x (pJ per 32-bit word / 32);
 * activation memory (``act_memory`` ``"sram"``/``"dram"``; default ``"none"``: not
@@ -40,6 +51,11 @@ for an activation precision P (:data:`ACTIVATION_PRECISIONS`: fp32, fp16, int8):
   values, at the measured zero fraction of the layer's input (reads) and of its output as
   the layer produces it, before batch norm or ReLU (writes);
 * bias additions, batch norm and activation functions are not counted.
+
+Scenario names: ``ttq_dense`` and ``ttq_measured`` are **the quantized network** of the
+analysis, whatever its weight format (ternary, binary, int4, int8 or a mix); the names
+are kept from when ternary was the only format (the report, the sweep, the README and
+``analysis.json`` read them).
 
 Worked example (horowitz45, SRAM, fp32): an FP layer with 1,000 MACs and 100 weights costs
 1000 x (3.7 + 0.9) = 4,600 pJ compute + 3,200 bits x 5/32 pJ = 500 pJ memory = 5,100 pJ.
@@ -64,6 +80,8 @@ import pandas as pd
 
 from ttq_core.errors import ConfigError
 
+from .weight_formats import ADD_ONLY_FORMATS, WEIGHT_FORMATS
+
 __all__ = [
     "ACT_MEMORY_LEVELS",
     "ACTIVATION_PRECISIONS",
@@ -82,12 +100,19 @@ __all__ = [
     "activation_memory_pJ",
     "check_energy_options",
     "ENERGY_PARTS",
+    "DERIVED_OPS",
+    "DerivedOp",
+    "derived_ops",
+    "layer_formats",
+    "mac_ops",
+    "op_pJ",
 ]
 
 SCENARIOS = ("fp32_dense", "fp32_measured", "ttq_dense", "ttq_measured")
 """fp32_dense: FP twin, every MAC computed; fp32_measured: FP twin, MACs with a zero input
-skipped; ttq_dense: ternary network, dense activations; ttq_measured: ternary network,
-measured (zero-skipping) op counts."""
+skipped; ttq_dense: the quantized network (ternary, binary, int4 or int8 layers; the name
+is kept from when ternary was the only format), dense activations; ttq_measured: the
+quantized network, measured (zero-skipping) op counts."""
 
 ENERGY_PARTS = ("compute", "memory", "act_memory", "total")
 """Per scenario: arithmetic, weight memory, activation memory and their sum (pJ)."""
@@ -128,11 +153,79 @@ def activation_precision(name: str) -> ActivationPrecision:
         raise EnergyModelError(f"unknown activation precision {name!r}; choose one of: "
                                f"{', '.join(ACTIVATION_PRECISIONS)}") from None
 
+@dataclass(frozen=True)
+class DerivedOp:
+    """An operation energy no cost model lists, computed from one that it does by a
+    stated rule: ``pJ = model.op(base) × factor``.  Always flagged as derived."""
+
+    name: str
+    base: str
+    factor: float
+    rule: str
+
+    def pJ(self, model: "EnergyModel") -> float:
+        return model.op(self.base) * self.factor
+
+
+DERIVED_OPS = {
+    "int4xint8_mult": DerivedOp(
+        "int4xint8_mult", "int8_mult", (4 * 8) / (8 * 8),
+        "an array multiplier's energy grows with the product of its operand widths: "
+        "int8_mult x (4*8)/(8*8)"),
+}
+"""Operations derived by a named rule when the cost model lacks them (flagged)."""
+
+
+def op_pJ(model: "EnergyModel", name: str) -> float:
+    """Energy of operation ``name`` (pJ): the cost model's own number, else a
+    :data:`DERIVED_OPS` rule applied to it."""
+    if name in model.ops_pJ or name not in DERIVED_OPS:
+        return model.op(name)
+    return DERIVED_OPS[name].pJ(model)
+
+
+def mac_ops(weight_format: str, precision: "ActivationPrecision") -> tuple[str, str]:
+    """(multiplication, addition) of one MAC of a layer in ``weight_format`` (fp, int4,
+    int8) at activation precision ``precision``: int8 activations with int8 weights
+    ``int8_mult``, with int4 weights ``int4xint8_mult`` (derived), accumulated in
+    ``int32_add``; every other case the precision's own (integer weights convert exactly
+    to float activations)."""
+    if precision.name == "int8" and weight_format == "int4":
+        return "int4xint8_mult", "int32_add"
+    return precision.mult, precision.acc_add
+
+
+def derived_ops(model: "EnergyModel", formats, precisions=None) -> dict[str, dict]:
+    """The derived operation energies an analysis with layers in ``formats`` may use under
+    ``precisions`` (default: every activation precision, as the scenario matrix does):
+    ``{name: {"pJ", "derived": True, "base", "base_pJ", "factor", "rule"}}``; empty when
+    none applies or the model lists the operation itself.  For ``meta["derived_energies"]``
+    and the report's cost table."""
+    precisions = list(ACTIVATION_PRECISIONS) if precisions is None else list(precisions)
+    out = {}
+    for fmt in dict.fromkeys(formats):
+        for p in precisions:
+            spec = ACTIVATION_PRECISIONS.get(p)
+            if spec is None:
+                continue
+            for name in mac_ops(fmt, spec):
+                if name in DERIVED_OPS and name not in model.ops_pJ and name not in out:
+                    d = DERIVED_OPS[name]
+                    out[name] = {"pJ": d.pJ(model), "derived": True, "base": d.base,
+                                 "base_pJ": model.op(d.base), "factor": d.factor,
+                                 "rule": d.rule}
+    return out
+
+
 ASSUMPTIONS = (
     "one multiply-accumulate = one multiplication at the activation precision + one addition "
     "at the accumulator precision (fp32 and fp16: the same; int8: int32)",
     "only weights are ternary: a ternary layer's additions are accumulator additions and its "
     "Wp/Wn multiplications are at the activation precision",
+    "binary layers: accumulator additions and one scale multiplication per output at the "
+    "activation precision; int4/int8 layers: MACs at the activation precision with float "
+    "activations, int8 x int8 or int4 x int8 (derived: int8_mult x (4*8)/(8*8)) + int32 "
+    "addition with int8 activations",
     "the baseline keeps its weights at the activation precision (32, 16 or 8 bits)",
     "every weight is read once per inference from the chosen memory level",
     "activation memory, when counted: each conv/linear layer reads its input and writes its "
@@ -150,6 +243,7 @@ _TOP_LEVEL_KEYS = ("name", "description", "ops", "memory", "cache_pJ_per_64bit")
 _SUFFIXES = (".json", ".toml")
 _MODELS_DIR = "energy_models"
 
+_FORMAT_COLUMN = "weight_format"  # optional: without it (files before issue 21) from "ternary"
 _LAYER_COLUMNS = ("ternary", "macs", "ternary_adds", "ternary_mults", "effective_adds",
                   "effective_mults", "effective_macs", "fp_weight_bits", "weight_bits")
 _ACT_MEMORY_COLUMNS = ("in_elements", "out_elements", "act_sparsity", "out_act_sparsity")
@@ -405,10 +499,14 @@ def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
     ``layers`` has one row per conv/linear layer and the columns ``ternary`` (bool),
     ``macs``, ``ternary_adds``, ``ternary_mults``, ``effective_adds``, ``effective_mults``,
     ``effective_macs``, ``fp_weight_bits`` (32 x params) and ``weight_bits`` (bits in this
-    network); with ``act_memory`` other than ``"none"`` also ``in_elements`` and
+    network), and optionally ``weight_format`` (fp, binary, ternary, int4, int8; without
+    it a layer is ternary where ``ternary`` is True, else fp: layer tables written before
+    the other formats); with ``act_memory`` other than ``"none"`` also ``in_elements`` and
     ``out_elements`` (activations read and written per image) and ``act_sparsity`` /
     ``out_act_sparsity`` (measured zero fractions of input and output).  NaN marks a count
-    that does not apply or was not measured.
+    that does not apply or was not measured.  ``ternary_adds``/``ternary_mults`` and
+    ``effective_adds``/``effective_mults`` hold the additions and scale multiplications
+    of every add-only layer (ternary and binary).
 
     ``precision`` is the activation precision P (:data:`ACTIVATION_PRECISIONS`): with
     mult = P's multiplication, add = its accumulator addition (pJ), w = P's bits / 32,
@@ -421,11 +519,18 @@ def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
     ============== ================================================ =======================
     fp32_dense     macs x (mult + add)                              fp_weight_bits x w x p
     fp32_measured  effective_macs x (mult + add)                    fp_weight_bits x w x p
-    ttq_dense      ternary: ternary_adds x add + ternary_mults x    ternary: weight_bits x p;
-                   mult; FP layers: macs x (mult + add)             FP: fp_weight_bits x w x p
-    ttq_measured   ternary: effective_adds x add + effective_mults  as ttq_dense
-                   x mult; FP layers: effective_macs x (mult + add)
+    ttq_dense      ternary, binary: ternary_adds x add +            quantized: weight_bits
+                   ternary_mults x mult; int4/int8: macs x (mult'   x p; FP: fp_weight_bits
+                   + add'); FP layers: macs x (mult + add)          x w x p
+    ttq_measured   ternary, binary: effective_adds x add +          as ttq_dense
+                   effective_mults x mult; int4/int8:
+                   effective_macs x (mult' + add'); FP layers:
+                   effective_macs x (mult + add)
     ============== ================================================ =======================
+
+    mult', add': the MAC of :func:`mac_ops` (int8 activations: int8_mult or the derived
+    int4xint8_mult, and int32_add; float activations: mult and add).  ``ttq_*`` is the
+    quantized network in every weight format (see :data:`SCENARIOS`).
 
     Activation memory (the same for the baseline and the ternary network, which share the
     activations): dense scenarios (in_elements + out_elements) x bits x q; measured
@@ -434,7 +539,7 @@ def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
 
     With the defaults (fp32, weights in SRAM, no activation memory) every figure is the
     toolkit's original one.  A NaN count gives NaN compute and total (never a silent zero);
-    when no layer is ternary (a plain FP network) all ttq_* columns are NaN, its energy
+    when no layer is quantized (a plain FP network) all ttq_* columns are NaN, its energy
     being the fp32_* scenarios.
 
     Example (horowitz45, sram): an FP layer with macs 1000 and fp_weight_bits 3200 has
@@ -449,12 +554,16 @@ def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
                          f"it needs {', '.join(needed)}")
     if layers["ternary"].isna().any():
         raise ValueError("energy_columns: column 'ternary' must be True/False for every layer, found NaN")
+    formats = layer_formats(layers)
 
     add, mult = model.ops_pJ[prec.acc_add], model.ops_pJ[prec.mult]
     per_bit = model.memory_pJ_per_bit[memory]
     width = prec.bits / 32.0  # baseline (and FP-layer) weight bits relative to 32
     counts = {col: layers[col].astype(float) for col in needed if col != "ternary"}
-    ternary = layers["ternary"].astype(bool)
+    add_only = formats.isin(ADD_ONLY_FORMATS)
+    quantized = formats != "fp"
+    # pJ of one MAC of each layer in the quantized network (int layers: weight x activation)
+    mac_pJ = formats.map(lambda f: sum(op_pJ(model, op) for op in mac_ops(f, prec)))
 
     dense_macs = mac_compute_pJ(counts["macs"], add, mult)
     measured_macs = mac_compute_pJ(counts["effective_macs"], add, mult)
@@ -462,12 +571,13 @@ def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
         "fp32_dense": dense_macs,
         "fp32_measured": measured_macs,
         "ttq_dense": ternary_compute_pJ(counts["ternary_adds"], counts["ternary_mults"], add, mult)
-        .where(ternary, dense_macs),
+        .where(add_only, counts["macs"] * mac_pJ),
         "ttq_measured": ternary_compute_pJ(counts["effective_adds"], counts["effective_mults"],
-                                           add, mult).where(ternary, measured_macs),
+                                           add, mult).where(add_only,
+                                                            counts["effective_macs"] * mac_pJ),
     }
     fp_memory = counts["fp_weight_bits"] * width * per_bit
-    ttq_memory = (counts["weight_bits"] * per_bit).where(ternary, fp_memory)
+    ttq_memory = (counts["weight_bits"] * per_bit).where(quantized, fp_memory)
     memory_pJ = {"fp32_dense": fp_memory, "fp32_measured": fp_memory,
                  "ttq_dense": ttq_memory, "ttq_measured": ttq_memory}
     if act_memory == "none":
@@ -485,11 +595,24 @@ def energy_columns(layers: pd.DataFrame, model: EnergyModel | str | os.PathLike,
         out[f"{scenario}_memory_pJ"] = memory_pJ[scenario]
         out[f"{scenario}_act_memory_pJ"] = act
         out[f"{scenario}_total_pJ"] = compute[scenario] + memory_pJ[scenario] + act
-    if not ternary.any():
+    if not quantized.any():
         for scenario in ("ttq_dense", "ttq_measured"):
             for part in ENERGY_PARTS:
                 out[f"{scenario}_{part}_pJ"] = np.nan
     return out
+
+
+def layer_formats(layers: pd.DataFrame) -> pd.Series:
+    """Each layer's weight format (str): the ``weight_format`` column, or for a layer table
+    written before it, ``"ternary"`` where ``ternary`` is True and ``"fp"`` elsewhere."""
+    if _FORMAT_COLUMN in layers.columns:
+        formats = layers[_FORMAT_COLUMN].astype(str)
+        unknown = sorted(set(formats) - set(WEIGHT_FORMATS))
+        if unknown:
+            raise ValueError(f"energy_columns: unknown weight format(s) {', '.join(unknown)}; "
+                             f"known: {', '.join(WEIGHT_FORMATS)}")
+        return formats
+    return layers["ternary"].astype(bool).map({True: "ternary", False: "fp"})
 
 
 def activation_memory_pJ(in_elements, out_elements, in_sparsity, out_sparsity, bits: int,

@@ -4,14 +4,20 @@ analysis layer to the reports.
 :class:`NetworkResult` (``Analysis.network``) groups the totals by what they are:
 
 =================  ==========================================================================
-``counts``         :class:`OpCounts`: dense MACs, ternary additions/multiplications (dense
-                   activations) and the measured ("effective") ones, per inference of one input
+``counts``         :class:`OpCounts`: dense MACs, ternary (and binary) additions/
+                   multiplications (dense activations) and the measured ("effective") ones,
+                   per inference of one input
 ``sizes``          :class:`Sizes`: parameters and weight storage in bits
 ``sparsity``       :class:`Sparsity`: fractions of zero weights and of zero activations
 ``energy``         :class:`EnergyTotals`: the four scenarios of :mod:`ttq_analysis.energy`,
                    each a :class:`ScenarioEnergy` (compute, memory, total in µJ per inference)
 ``accuracy``       :class:`Accuracy`: top-1 as fractions, and where the reported one came from
 =================  ==========================================================================
+
+"TTQ" in the field and scenario names (``ttq_measured``, ``ternary``) is the quantized
+network of an analysis: ``weight_format`` says which format it is (ternary, binary, int4,
+int8 or mixed; :mod:`ttq_analysis.weight_formats`), ``quantized`` whether it has any
+non-FP layer.
 
 Every saving of the toolkit (FP32 energy / TTQ energy) is computed by :func:`energy_saving`
 here, and nowhere else; the reports only format it.  ``None`` means "not applicable or not
@@ -98,8 +104,10 @@ class EnergyTotals:
 class OpCounts:
     """Operations per inference of one input.  ``macs``: dense MACs of all conv/linear layers
     (fvcore); ``fp_layer_macs``: those of the layers kept FP; ``ternary_adds``/``_mults``:
-    ternary layers with every input nonzero; ``effective_*``: measured on real inputs
-    (nonzero weight × nonzero input; ``effective_macs``: MACs whose input is nonzero)."""
+    additions and scale multiplications of the add-only layers (ternary and binary) with
+    every input nonzero (None without such a layer); ``effective_*``: measured on real
+    inputs (nonzero weight × nonzero input; ``effective_macs``: MACs whose input is
+    nonzero, every layer)."""
 
     macs: float
     fp_layer_macs: float
@@ -112,9 +120,12 @@ class OpCounts:
 
 @dataclass(frozen=True)
 class Sizes:
-    """``params``: every parameter but Wp/Wn (batch norm included); ``conv_linear_params``:
-    weights and biases of conv/linear layers; ``weight_bits``: their storage in this network
-    (2 bits per ternary weight + 64 per layer for Wp/Wn + 32 per bias and FP parameter);
+    """``params``: every parameter but the quantizers' (Wp/Wn, integer steps; batch norm
+    included); ``conv_linear_params``: weights and biases of conv/linear layers;
+    ``weight_bits``: their storage in this network (per weight format,
+    :meth:`ttq_analysis.weight_formats.WeightFormat.weight_bits`: 2 bits per ternary weight
+    + 64 per layer for Wp/Wn, 1 bit per binary and n per int-n weight + 32 per output
+    channel, 32 per bias and FP parameter);
     ``fp_weight_bits``: 32 per parameter; ``compression`` = fp_weight_bits / weight_bits."""
 
     params: int
@@ -129,8 +140,8 @@ class Sizes:
 
 @dataclass(frozen=True)
 class Sparsity:
-    """Fractions in [0, 1]. ``weight_sparsity``: zero weights over all ternary layers
-    (None for an FP network); ``act_sparsity_mean``: zero inputs per layer, averaged over
+    """Fractions in [0, 1]. ``weight_sparsity``: zero weights over all quantized layers
+    (ternary, binary, int; None for an FP network); ``act_sparsity_mean``: zero inputs per layer, averaged over
     layers; ``act_sparsity_macs_weighted``: the same weighted by each layer's dense MACs
     (the fraction of MACs with a zero input); None without data."""
 
@@ -173,7 +184,11 @@ def savings_over(fp: "NetworkResult", ternary: "NetworkResult",
 
 @dataclass(frozen=True)
 class NetworkResult:
-    """Network-level totals of one analysis (see the module doc)."""
+    """Network-level totals of one analysis (see the module doc).  ``ternary``/
+    ``ternary_layers``: whether it has / how many ternary layers; ``quantized_layers``:
+    layers in any non-FP weight format; ``weight_format``: the quantized network's format
+    (``"ternary"``, ``"binary"``, ``"int4"``, ``"int8"``, ``"mixed"``; None for an FP
+    network)."""
 
     arch: str | None
     ternary: bool
@@ -185,16 +200,29 @@ class NetworkResult:
     sparsity: Sparsity
     energy: EnergyTotals
     accuracy: Accuracy
+    quantized_layers: int | None = None
+    weight_format: str | None = None
+
+    def __post_init__(self):
+        if self.quantized_layers is None:  # built the old way: the ternary layers
+            object.__setattr__(self, "quantized_layers", self.ternary_layers)
+            if self.weight_format is None and self.ternary:
+                object.__setattr__(self, "weight_format", "ternary")
+
+    @property
+    def quantized(self) -> bool:
+        """Whether any layer is in a non-FP weight format (the ``ttq_*`` scenarios apply)."""
+        return bool(self.quantized_layers)
 
     def saving(self, activations: str) -> float | None:
-        """This network's FP32 twin (same layers, same activations) over its TTQ energy,
-        ``activations`` "dense" or "measured"; None for an FP network."""
+        """This network's FP32 twin (same layers, same activations) over its TTQ (quantized)
+        energy, ``activations`` "dense" or "measured"; None for an FP network."""
         return savings_over(self, self, activations).saving
 
     @property
     def own_precision(self) -> str:
-        """The scenario prefix of the network as it is: "ttq" if ternary, else "fp32"."""
-        return "ttq" if self.ternary else "fp32"
+        """The scenario prefix of the network as it is: "ttq" if quantized, else "fp32"."""
+        return "ttq" if self.quantized else "fp32"
 
     def with_accuracy(self, test_acc: float | None, source: str | None) -> "NetworkResult":
         """A copy whose quoted accuracy is ``test_acc`` (fraction), from ``source``."""
@@ -233,6 +261,12 @@ class NetworkResult:
                  for p in PRECISIONS for act in ACTIVATIONS for part in EXTRA_PARTS}
         if any(v is not None for v in extra.values()):
             d.update(extra)
+        # likewise the weight format: written only where it is not implied by "ternary"
+        # (from_flat_dict infers the ternary layers, ternary, for files without it)
+        if (self.quantized_layers != self.ternary_layers
+                or self.weight_format != ("ternary" if self.ternary else None)):
+            d["quantized_layers"] = self.quantized_layers
+            d["weight_format"] = self.weight_format
         return d
 
     @classmethod
@@ -256,7 +290,11 @@ class NetworkResult:
             sparsity=Sparsity(f("weight_sparsity"), f("act_sparsity_mean"),
                               f("act_sparsity_macs_weighted")),
             energy=energy,
-            accuracy=Accuracy(f("test_acc"), f("measured_acc"), d.get("test_acc_source")))
+            accuracy=Accuracy(f("test_acc"), f("measured_acc"), d.get("test_acc_source")),
+            # files before the other weight formats: the ternary layers, ternary
+            quantized_layers=(int(d["quantized_layers"]) if d.get("quantized_layers") is not None
+                              else None),
+            weight_format=d.get("weight_format"))
 
 
 __all__ = ["PJ_PER_UJ", "PRECISIONS", "ACTIVATIONS", "energy_saving", "EnergyComparison",

@@ -1,6 +1,7 @@
 """The energy saving under every combination of hardware assumptions (the scenario matrix).
 
-A saving (baseline energy / ternary energy, :func:`ttq_analysis.results.energy_saving`)
+A saving (baseline energy / ternary energy, :func:`ttq_analysis.results.energy_saving`;
+"ternary" here and in the ``ttq_*`` columns is the quantized network in any weight format)
 rests on assumptions the paper does not fix.  :func:`scenario_matrix` recomputes it from
 one analysis's per-layer counts under every combination of
 
@@ -32,7 +33,7 @@ import numpy as np
 import pandas as pd
 
 from .energy import (ACT_MEMORY_LEVELS, ACTIVATION_PRECISIONS, REQUIRED_MEMORY, EnergyModel,
-                     energy_columns, load_energy_model, scenario_totals)
+                     energy_columns, layer_formats, load_energy_model, scenario_totals)
 from .results import PJ_PER_UJ, energy_saving
 
 FACTORS = ("energy_model", "activations", "weight_memory", "act_memory", "act_mode")
@@ -56,16 +57,18 @@ def scenario_matrix(ternary_layers: pd.DataFrame,
                     baseline_layers: pd.DataFrame | None = None) -> pd.DataFrame:
     """One row per scenario (:data:`MATRIX_COLUMNS`), energies in µJ per inference.
 
-    ``ternary_layers``: ``Analysis.layers`` of a ternary network.  The baseline side
+    ``ternary_layers``: ``Analysis.layers`` of a quantized network (ternary, binary, int4,
+    int8 layers: :func:`ttq_analysis.energy.layer_formats`).  The baseline side
     (``fp_*``) is its FP twin (the same layers and activations at full width), or, with
     ``baseline_layers`` (the real FP checkpoint's ``Analysis.layers``), that network with
     its own activations.  ``saving`` = fp_total_uJ / ttq_total_uJ (None/NaN when a side
     is missing, e.g. measured scenarios without data, or activation memory for a layer
     table written before activation elements were recorded).
     """
-    if not bool(ternary_layers["ternary"].astype(bool).any()):
-        raise ValueError("scenario_matrix: the network has no ternary layer; pass the layer "
-                         "table of a ternary network (and the FP one as baseline_layers)")
+    if not bool((layer_formats(ternary_layers) != "fp").any()):
+        raise ValueError("scenario_matrix: the network has no ternary layer (nor a binary, "
+                         "int4 or int8 one); pass the layer table of a quantized network (and "
+                         "the FP one as baseline_layers)")
     models = [load_energy_model(m) for m in energy_models]
     if not models:
         raise ValueError("scenario_matrix: give at least one energy model")
