@@ -97,6 +97,13 @@ def _num(v) -> float:
     return math.nan if v is None else float(v)
 
 
+def _own_energy(net, mode: str) -> float:
+    """A setting's network energy (µJ): the quantized network's (``ttq_*``), or, for a
+    network without quantized layers (``method=fp``), the FP network's own (``fp32_*``)."""
+    quantized = _num(getattr(net.energy, f"ttq_{mode}").total_uJ)
+    return quantized if not math.isnan(quantized) else _num(getattr(net.energy, f"fp32_{mode}").total_uJ)
+
+
 def comparison_table(entries: Sequence[SweepEntry], baseline: Analysis | None = None) -> T.Table:
     """One row per setting (and the FP baseline first, when given): accuracy, weight and
     activation sparsity, energy dense and measured (µJ per inference), savings over the FP
@@ -116,8 +123,8 @@ def comparison_table(entries: Sequence[SweepEntry], baseline: Analysis | None = 
             "best_test_acc": best, "final_test_acc": final,
             "weight_sparsity": _num(net.sparsity.weight_sparsity),
             "act_sparsity": _num(net.sparsity.act_sparsity_macs_weighted),
-            "energy_dense_uJ": _num(net.energy.ttq_dense.total_uJ),
-            "energy_measured_uJ": _num(net.energy.ttq_measured.total_uJ),
+            "energy_dense_uJ": _own_energy(net, "dense"),
+            "energy_measured_uJ": _own_energy(net, "measured"),
             "dense_over_measured": d["ratio"] if d else math.nan,
         })
     df = pd.DataFrame(rows)
@@ -141,13 +148,18 @@ def comparison_table(entries: Sequence[SweepEntry], baseline: Analysis | None = 
         df = pd.concat([pd.DataFrame([fp_row]), df], ignore_index=True)
     images = {int(e.analysis.meta.get("images") or 0) for e in entries}
     a0 = entries[0].analysis
+    methods = any((e.extra or {}).get("method") for e in entries)
     caption = (
-        f"TTQ settings of {a0.meta.get('arch', 'the network')} compared. Accuracies are top-1 "
+        f"{'Settings' if methods else 'TTQ settings'} of {a0.meta.get('arch', 'the network')} "
+        f"compared. Accuracies are top-1 "
         f"on the test images of each run (best epoch and final epoch"
         + ("; the FP32 baseline's measured on the same images" if baseline is not None else "")
         + f"); the analysis uses the "
         f"best-epoch checkpoint on {T._join(f'{n:,}' for n in sorted(images))} test images. "
-        f"Weight sparsity is the fraction of zero ternary weights; activation sparsity is "
+        + ("Weight sparsity is the fraction of zero weights in the quantized layers (none "
+           "for fp and binary weights); " if methods else
+           "Weight sparsity is the fraction of zero ternary weights; ")
+        + f"activation sparsity is "
         f"MAC-weighted. Energies are per inference of one image: dense assumes every "
         f"activation nonzero (the paper's convention), measured skips the zero activations "
         f"counted on the data. "
@@ -492,6 +504,9 @@ def render_comparison(entries: Sequence[SweepEntry], out_dir: str | os.PathLike,
 def _write(entries, folder: Path, baseline, title, data_description, recipe, jpeg_note) -> None:
     table = comparison_table(entries, baseline)
     T.export(table, folder)
+    ranking, ranking_sentences = _method_ranking(entries)
+    if ranking is not None:
+        T.export(ranking, folder)
     pairs = ablation_pairs(entries)
     abl = ablation_table(pairs) if pairs else None
     if abl is not None:
@@ -529,12 +544,14 @@ def _write(entries, folder: Path, baseline, title, data_description, recipe, jpe
     best = table.df[table.df["setting"] != "FP32 baseline"].sort_values(
         "best_test_acc", ascending=False).iloc[0]
     context = {
-        "title": title or f"TTQ settings compared: {entries[0].analysis.meta.get('arch', '')}",
+        "title": title or (f"{'Methods' if ranking is not None else 'TTQ settings'} compared: "
+                           f"{entries[0].analysis.meta.get('arch', '')}"),
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__, "torch_version": str(torch.__version__),
         "table": T.to_html(table), "ablation": T.to_html(abl) if abl is not None else None,
         "figures": figures, "ablation_figures": abl_figures, "settings": settings,
-        "findings": findings(entries, table),
+        "findings": findings(entries, table) + ranking_sentences,
+        "method_ranking": T.to_html(ranking) if ranking is not None else None,
         "front": list(front["setting"]), "best": {"label": best["setting"],
                                                   "acc": best["best_test_acc"]},
         "baseline": baseline.network if baseline is not None else None,
@@ -550,6 +567,22 @@ def _write(entries, folder: Path, baseline, title, data_description, recipe, jpe
         for e in entries], "baseline": baseline.to_dict() if baseline is not None else None}
     atomic_write_text(folder / "sweep.json", json.dumps(dump, indent=1, allow_nan=False,
                                                         default=_json_default))
+
+
+def _method_ranking(entries) -> tuple[T.Table | None, list[str]]:
+    """The method axis (``method=`` settings, two methods or more): the ranking across
+    hardware scenarios and its sentences (:mod:`reports.method_ranking`)."""
+    from .method_ranking import method_points, ranking_findings, ranking_table, ttq_finding
+    points = method_points(entries)
+    if len(points) < 2:
+        return None, []
+    raw = entries[0].analysis.meta.get("energy_model")
+    if not isinstance(raw, dict):
+        return None, []
+    table = ranking_table(points, raw)
+    sentences = ranking_findings(points, table)
+    answer = ttq_finding(points, table, int(entries[0].analysis.meta.get("images") or 0))
+    return table, ([answer] if answer else []) + sentences
 
 
 def _json_default(v):

@@ -10,6 +10,9 @@ A *setting* is written ``KIND=VALUE[,OPTION...]``:
 ``energy=0.6``              energy-aware per-layer sparsity (``ttq-plan``) for a budget
                             of 0.6 × the t=0.05 network's dense energy (or ``25uJ``)
 ``uniform=0.6``             one sparsity for all layers meeting the same kind of budget
+``method=twn``              another weight quantizer (``fp``, ``ttq``, ``twn``, ``bwn``,
+                            ``int4``, ``int8``; ``ttq-train --quantizer``), the method
+                            axis: TTQ against the methods a reviewer would name
 options                     ``ste`` (plain straight-through gradients: no Wp/1/Wn
                             scaling), ``scale-lr-mult=M``, ``scale-init=one|least-squares``, ``lr=X``,
                             ``seed=N`` (replicates: twins under several seeds are
@@ -37,7 +40,24 @@ from typing import Any, Sequence
 from ttq_core.errors import ConfigError, TTQError, describe_os_error
 
 KINDS = {"t": "threshold", "sparsity": "sparsity", "energy": "energy-aware",
-         "uniform": "uniform"}
+         "uniform": "uniform", "method": "method"}
+FP_METHOD = "fp"  # ``method=fp``: the FP network fine-tuned for the same budget (no quantizer)
+
+
+def method_names() -> list[str]:
+    """What ``method=NAME`` accepts: ``fp`` and every registered quantizer
+    (:data:`ttq_core.quantize.family.QUANTIZERS`)."""
+    from ttq_core.quantize.family import QUANTIZERS
+    return [FP_METHOD, *QUANTIZERS]
+
+
+def method_summary(name: str) -> str:
+    """One line naming method ``name`` and its paper, for the report's descriptions."""
+    if name == FP_METHOD:
+        return "full precision (32-bit float weights), fine-tuned for the same budget"
+    from ttq_core.quantize.family import QUANTIZERS
+    spec = QUANTIZERS[name]
+    return f"{spec.description} ({spec.paper})"
 # TrainConfig fields a setting may override, and their parsers
 def _scale_init(text: str) -> str:
     from ttq_core.quantize.layers import SCALE_INITS
@@ -49,7 +69,7 @@ def _scale_init(text: str) -> str:
 OPTIONS = {"scale-lr-mult": ("scale_lr_mult", float), "lr": ("lr", float),
            "scale-init": ("scale_init", _scale_init), "seed": ("seed", int)}
 # fields that must agree between a requested setting and an existing run folder
-IDENTITY_FIELDS = ("arch", "mode", "init", "threshold", "layer_thresholds", "target_sparsity",
+IDENTITY_FIELDS = ("arch", "mode", "quantizer", "init", "threshold", "layer_thresholds", "target_sparsity",
                    "layer_sparsity", "keep_fp", "grad_scaling", "scale_lr_mult", "lr",
                    "scale_init", "wd_scales",
                    "batch_size", "weight_decay", "schedule", "limit_train", "limit_test", "seed")
@@ -71,7 +91,8 @@ class Setting:
 
     def default_label(self) -> str:
         base = {"t": f"t={self.value}", "sparsity": f"sparsity {self.value}",
-                "energy": f"energy-aware {self.value}", "uniform": f"uniform {self.value}"}[self.kind]
+                "energy": f"energy-aware {self.value}", "uniform": f"uniform {self.value}",
+                "method": str(self.value)}[self.kind]
         extra = [f"{k.replace('_', '-')}={v:g}" if isinstance(v, float) else
                  f"{k.replace('_', '-')}={v}" for k, v in sorted(self.overrides.items())]
         if not self.grad_scaling:
@@ -95,6 +116,8 @@ class Setting:
         return f"{self.kind}={self.value};{sorted(rest.items())}"
 
     def rule(self) -> str:
+        if self.kind == "method":
+            return _method_rule(self.value)
         return {"t": f"threshold t={self.value}", "sparsity": f"sparsity {self.value}",
                 "energy": "sparsity, energy-aware plan", "uniform": "sparsity, uniform plan"}[self.kind]
 
@@ -103,7 +126,23 @@ class Setting:
                 "sparsity": f"sparsity rule, {self.value} of the weights zero in every ternary layer",
                 "energy": f"energy-aware per-layer sparsity for the energy budget {self.value}",
                 "uniform": f"one sparsity for every layer meeting the energy budget {self.value}",
+                "method": f"method {self.value}: {method_summary(self.value)}"
+                if self.kind == "method" else "",
                 }[self.kind] + ("" if self.grad_scaling else "; plain straight-through gradients")
+
+
+def _method_rule(name: str) -> str:
+    """A few words on how method ``name`` sets its weights (the table's rule column)."""
+    if name == FP_METHOD:
+        return "full precision"
+    if name == "ttq":
+        return "TTQ, Δ = 0.05·max|w|, Wp/Wn learned"
+    from ttq_core.quantize.family import QUANTIZERS
+    spec = QUANTIZERS[name]
+    return f"{name.upper()}, {spec.family} {spec.bits}-bit, one scale per {spec.granularity}"
+
+
+TTQ_ONLY_OPTIONS = ("ste", "scale-init", "scale-lr-mult")
 
 
 def parse_setting(text: str) -> Setting:
@@ -117,7 +156,11 @@ def parse_setting(text: str) -> Setting:
     if kind not in KINDS:
         raise ConfigError(f"--setting {text!r}: unknown kind {kind!r}; known: {', '.join(KINDS)}")
     value = value.strip()
-    if kind in ("t", "sparsity"):
+    if kind == "method":
+        if value not in method_names():
+            raise ConfigError(f"--setting {text!r}: unknown method {value!r}; known: "
+                              f"{', '.join(method_names())}")
+    elif kind in ("t", "sparsity"):
         try:
             v = float(value)
         except ValueError:
@@ -151,6 +194,12 @@ def parse_setting(text: str) -> Setting:
         else:
             raise ConfigError(f"--setting {text!r}: unknown option {opt!r}; options: ste, "
                               f"label=NAME, {', '.join(f'{o}=X' for o in OPTIONS)}")
+    if kind == "method" and value != "ttq":
+        used = [o.partition("=")[0].strip() for o in parts[1:]]
+        bad = [o for o in TTQ_ONLY_OPTIONS if o in used]
+        if bad:
+            raise ConfigError(f"--setting {text!r}: {', '.join(bad)} only apply to TTQ "
+                              f"(method=ttq or a t=/sparsity=/energy=/uniform= setting)")
     setting.label = label or setting.default_label()
     return setting
 
@@ -171,9 +220,15 @@ examples:
 
 settings: KIND=VALUE[,OPTION...] with KIND t (Δ = t·max|w|), sparsity (fixed zero
 fraction), energy (energy-aware per-layer plan for a budget: a fraction of the t=0.05
-network's dense energy, or NuJ), uniform (one sparsity meeting such a budget); options
-ste (no Wp/1/Wn gradient scaling), scale-lr-mult=M, scale-init=one|least-squares, lr=X,
-seed=N (default --seed), label=NAME.
+network's dense energy, or NuJ), uniform (one sparsity meeting such a budget), method
+(fp, ttq, twn, bwn, int4, int8: ttq-train --quantizer NAME; fp fine-tunes the FP network
+with the same recipe); options ste (no Wp/1/Wn gradient scaling), scale-lr-mult=M,
+scale-init=one|least-squares (these three: TTQ only), lr=X, seed=N (default --seed),
+label=NAME.
+
+  # the method axis: TTQ against TWN, binary, INT4 and INT8 at the same budget, two seeds
+  ttq-sweep --init fp.pt --methods fp ttq twn bwn int4 int8 --seeds 0 1 \\
+            --limit-train 10000 --epochs 3 --out sweeps/methods
 
   # the learning-rate-multiplier evidence: scale init x gradient scaling, two seeds each
   ttq-sweep --init fp.pt --epochs 4 --limit-train 10000 --out sweeps/grid \\
@@ -217,6 +272,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="shorthand: one energy-aware setting per budget (0.6 or 25uJ)")
     s.add_argument("--uniform-budgets", nargs="+", default=[], metavar="B",
                    help="shorthand: one uniform-sparsity setting per budget")
+    s.add_argument("--methods", nargs="+", default=[], metavar="NAME",
+                   help="shorthand: one method=NAME setting each (fp, ttq, twn, bwn, int4, "
+                        "int8: the method axis, every method fine-tuned with the same budget)")
+    s.add_argument("--seeds", type=int, nargs="+", default=[], metavar="N",
+                   help="run every setting that names no seed once per seed (replicates, "
+                        "summarised together in the report)")
     s.add_argument("--ablate-grad-scaling", action="store_true",
                    help="add a plain-STE twin of the first setting (the LR-multiplier ablation)")
     s.add_argument("--ablate-all", action="store_true",
@@ -255,6 +316,7 @@ def settings_from_args(args: argparse.Namespace) -> list[Setting]:
     settings += [parse_setting(f"sparsity={v!r}") for v in args.sparsities]
     settings += [parse_setting(f"energy={v}") for v in args.energy_budgets]
     settings += [parse_setting(f"uniform={v}") for v in args.uniform_budgets]
+    settings += [parse_setting(f"method={v}") for v in args.methods]
     if args.ablate_grad_scaling:
         if not settings:
             settings = [parse_setting("t=0.05")]
@@ -270,12 +332,32 @@ def settings_from_args(args: argparse.Namespace) -> list[Setting]:
         raise ConfigError("--ablate-all needs --ablate-grad-scaling")
     if not settings:
         raise ConfigError("no settings: give --setting, --thresholds, --sparsities, "
-                          "--energy-budgets, --uniform-budgets or --ablate-grad-scaling")
+                          "--energy-budgets, --uniform-budgets, --methods or "
+                          "--ablate-grad-scaling")
+    if args.seeds:
+        settings = _replicated(settings, args.seeds)
     labels, slugs = [s.label for s in settings], [s.slug for s in settings]
     if len(set(labels)) != len(labels) or len(set(slugs)) != len(slugs):
         dup = sorted({x for x in slugs if slugs.count(x) > 1})
         raise ConfigError(f"two settings share a name ({', '.join(dup)}); give one a label=NAME")
     return settings
+
+
+def _replicated(settings: list[Setting], seeds: Sequence[int]) -> list[Setting]:
+    """Each setting that names no seed of its own once per seed in ``seeds`` (a label the
+    user gave gets " (seed N)"); settings with ``seed=N`` are kept as they are."""
+    out = []
+    for s in settings:
+        if "seed" in s.overrides:
+            out.append(s)
+            continue
+        custom = s.label != s.default_label()
+        for seed in seeds:
+            twin = Setting(s.kind, s.value, s.grad_scaling, {**s.overrides, "seed": int(seed)})
+            if custom:
+                twin.label = f"{s.label} (seed {seed})"
+            out.append(twin)
+    return out
 
 
 # ----------------------------------------------------------------------------- running
@@ -292,7 +374,18 @@ def _train_config(args, setting: Setting, run_dir: Path, plan_path: Path | None)
         cfg.scale_lr_mult = args.scale_lr_mult
     for k, v in setting.overrides.items():
         setattr(cfg, k, v)
-    if setting.kind == "t":
+    if setting.kind == "method":
+        if setting.value == FP_METHOD:
+            # the FP fine-tune gets the quantized runs' recipe (LR, weight decay, no
+            # warm-up), not ttq-train's FP-from-scratch defaults: the same budget for all
+            from ttq_core.train.config import MODE_DEFAULTS
+            cfg.mode = "fp"
+            cfg.lr = args.lr if args.lr is not None else MODE_DEFAULTS["ttq"]["lr"]
+            cfg.weight_decay = MODE_DEFAULTS["ttq"]["weight_decay"]
+            cfg.warmup_epochs = MODE_DEFAULTS["ttq"]["warmup_epochs"]
+        else:
+            cfg.quantizer = setting.value
+    elif setting.kind == "t":
         cfg.threshold = float(setting.value)
     elif setting.kind == "sparsity":
         cfg.target_sparsity = float(setting.value)
@@ -438,7 +531,9 @@ def _analyse(args, results, energy):
         a = measure(run_dir / "best.pt")
         history = read_checkpoint_file(run_dir / "last.pt").get("history") or []
         entries.append(SweepEntry(s.label, s.description(), a, history, s.grad_scaling, s.key,
-                                  plan_dict, {"run_dir": str(run_dir)}, s.rule(),
+                                  plan_dict, {"run_dir": str(run_dir),
+                                             "method": s.value if s.kind == "method" else None},
+                                  s.rule(),
                                   replicate_key=s.replicate_key))
     return baseline, entries, split
 
@@ -455,7 +550,10 @@ def _render(args, out: Path, baseline, entries, split) -> Path:
                    f"{arrays.source}" + (" (fixed class-balanced subsets)"
                                          if args.limit_train or args.limit_test else ""))
     lr_text = args.lr if args.lr is not None else f"ttq-train's default {MODE_DEFAULTS['ttq']['lr']}"
-    recipe = (f"TTQ fine-tuning from {args.init} for {args.epochs} epochs, batch "
+    kinds = {e.extra.get("method") for e in entries}
+    what = ("Fine-tuning (every method with the same recipe)" if kinds - {None}
+            else "TTQ fine-tuning")
+    recipe = (f"{what} from {args.init} for {args.epochs} epochs, batch "
               f"{args.batch_size}, {args.schedule} LR schedule from "
               f"{lr_text}, seed "
               f"{args.seed} (unless a setting names its own); energy-aware plans use the "
