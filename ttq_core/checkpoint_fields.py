@@ -12,9 +12,9 @@ time and with one line naming the field and the key:
   future or a removed option) are left alone;
 * ``metrics`` and every ``history`` entry: an accuracy (a key ending in ``_acc``) is a
   fraction in [0, 1]; each history layer record maps names to numbers (or None);
-* ``quant``: rule and scale initialisation are strings, ``layers`` maps layer names to
-  ``{"rule": str, "value": number}``, ``fp_layers`` is a list of names, ``min_scale`` a
-  positive number, ``scale_grad`` a boolean;
+* ``quant``: method (absent: ttq), rule and scale initialisation are strings, ``layers``
+  maps layer names to ``{"rule": str, "value": number}``, ``fp_layers`` is a list of
+  names, ``min_scale`` a positive number, ``scale_grad`` a boolean;
 * the provenance fields a report prints: ``software`` (names → version strings),
   ``device`` and ``data_source`` (strings), ``distributed`` (``world_size`` an int),
   ``bn_refresh`` (image counts ints, accuracies fractions, its previous settings typed
@@ -112,7 +112,7 @@ def _check_history(history: list) -> str | None:
 
 def _check_quant(q: Mapping) -> str | None:
     where = "field 'quant' (the quantization record) is malformed"
-    for key in ("rule", "scale_init"):
+    for key in ("method", "rule", "scale_init"):
         if key in q and not isinstance(q[key], str):
             return f"{where}: {key!r} must be a string, got {type(q[key]).__name__}"
     layers = q.get("layers")

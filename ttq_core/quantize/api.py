@@ -1,4 +1,9 @@
-"""``ternarize``: swap a model's conv/linear layers for ternary ones; ``export_ternary``.
+"""``ternarize``: swap a model's conv/linear layers for quantized ones; ``export_ternary``.
+
+The method is one of the quantizer family (:data:`ttq_core.quantize.family.QUANTIZERS`:
+``ttq``, the default, ``twn``, ``bwn``, ``int4``, ``int8``); every quantized layer is a
+``TernaryConv2d``/``TernaryLinear`` whatever the method (the names are historical) with
+its method's quantizer as ``.quantizer``.
 
 Layer selection uses PyTorch module names (``layer2.0.conv1``) and shell-style globs
 (``layer3.*``).  By default the first conv and the last linear layer (in module order)
@@ -7,7 +12,8 @@ stay full precision, as in TTQ.
 The quantization of a model is described by a plain, JSON-able dict (its *record*), which
 a checkpoint stores under ``quant`` and :func:`apply_quant_record` replays::
 
-    {"rule": "threshold",              # threshold rule name (see ttq_core.quantize.rules)
+    {"method": "ttq",                  # quantizer family name (records without it: ttq)
+     "rule": "threshold",              # threshold rule name (see ttq_core.quantize.rules)
      "threshold": 0.05,                # what the user asked for: a number or {glob: number}
      "layers": {"layer1.0.conv1": {"rule": "threshold", "value": 0.05}, ...},
      "fp_layers": ["conv1", "linear"], # conv/linear layers kept in full precision
@@ -15,6 +21,18 @@ a checkpoint stores under ``quant`` and :func:`apply_quant_record` replays::
      "min_scale": 0.0001,
      "scale_init": "one"}              # how Wp, Wn started: "one", "least-squares"
                                        # (records before scale_init existed: least-squares)
+
+For the other methods the record keeps the same keys where they mean something::
+
+    {"method": "int4", "rule": "int4", "threshold": None,
+     "layers": {"layer1.0.conv1": {"rule": "int4", "value": 4}, ...},
+     "fp_layers": ["conv1", "linear"],
+     "min_scale": 1e-08,               # int only: lower bound of the learned steps
+     "scale_init": "lsq"}              # int: "lsq" (2·mean|w_c|/sqrt(Q)); twn, bwn: "recomputed"
+
+where each layer's ``rule`` is the method name and ``value`` the method's one per-layer
+number: twn its threshold factor (0.7 in Δ = 0.7·mean|w|), bwn and intN their bits per
+weight (1, N).  ``scale_grad`` (TTQ's gradient multipliers) appears for ttq only.
 """
 
 from __future__ import annotations
@@ -27,9 +45,11 @@ import torch
 from torch import nn
 
 from ..errors import ConfigError
+from .family import get_quantizer
 from .grouped import enable_grouped
 from .layers import MIN_SCALE, SCALE_INITS, TERNARY_LAYER_TYPES, TernaryLayerMixin, TernaryQuantizer
 from .rules import get_rule
+from .twn import DELTA_FACTOR as TWN_DELTA_FACTOR
 
 FIRST_LAST = "first-last"
 
@@ -40,10 +60,17 @@ def _quantizable(model: nn.Module) -> list[tuple[str, nn.Module]]:
 
 
 def ternary_layers(model: nn.Module) -> Iterator[tuple[str, TernaryLayerMixin]]:
-    """(name, layer) for every ternary layer of ``model``, in module order."""
+    """(name, layer) for every quantized layer of ``model`` (any method of the family:
+    the name is historical), in module order."""
     for name, m in model.named_modules():
         if isinstance(m, TernaryLayerMixin):
             yield name, m
+
+
+def quantized_layers(model: nn.Module) -> Iterator[tuple[str, TernaryLayerMixin]]:
+    """(name, layer) for every quantized layer of ``model``, any method, in module order
+    (the same as :func:`ternary_layers`, under the name that says so)."""
+    return ternary_layers(model)
 
 
 def default_fp_layers(model: nn.Module) -> list[str]:
@@ -114,29 +141,43 @@ def _swap(model: nn.Module, name: str, new: nn.Module) -> None:
 def ternarize(model: nn.Module, threshold: float | Mapping[str, float] = 0.05,
               keep_fp: Sequence[str] | str | None = None, rule: str = "threshold",
               scale_grad: bool = True, init_scales: bool = True,
-              min_scale: float = MIN_SCALE, grouped: bool = True,
-              scale_init: str = "least-squares") -> nn.Module:
-    """Swap ``model``'s conv/linear layers in place for ternary ones; return ``model``.
+              min_scale: float | None = None, grouped: bool = True,
+              scale_init: str = "least-squares", method: str = "ttq") -> nn.Module:
+    """Swap ``model``'s conv/linear layers in place for quantized ones; return ``model``.
 
     Args:
+        method: the quantizer family member (:data:`~ttq_core.quantize.family.QUANTIZERS`):
+            ``"ttq"`` (default), ``"twn"``, ``"bwn"``, ``"int4"``, ``"int8"``.  The
+            options ``threshold``, ``rule``, ``scale_grad`` and ``scale_init`` are TTQ's;
+            given another value than their default with another method they are refused.
         threshold: the rule's value, one number for all layers or a mapping from layer
             name or glob to number (see :func:`_resolve_values`).  For ``rule="threshold"``
             it is the factor t in Δ = t·max|w|; for ``rule="sparsity"`` the target fraction
             of zero weights r.
         keep_fp: names or globs of conv/linear layers to keep in full precision; ``None``
-            keeps the first conv and the last linear layer; ``[]`` ternarizes all.
+            keeps the first conv and the last linear layer; ``[]`` quantizes all (the
+            same for every method).
         rule: threshold rule name, ``"threshold"`` or ``"sparsity"``.
         scale_grad: TTQ's per-region scaling of the latent gradient (False: plain STE).
-        init_scales: set Wp, Wn as ``scale_init`` says.  Pass False when a state_dict
-            with trained scales will be loaded next.
+        init_scales: set the learned scales from the starting weights (TTQ: as
+            ``scale_init`` says; int4/int8: LSQ's 2·mean|w_c|/sqrt(Q)).  Pass False when a
+            state_dict with trained scales will be loaded next.
+        min_scale: lower bound kept on the learned scales (None: the method's default,
+            TTQ 1e-4, LSQ steps 1e-8).
         scale_init: ``"least-squares"`` (this function's default: the ternary model closest
             to the float one, right for untrained what-if estimates) or ``"one"``
             (Wp = Wn = 1, the authors' choice and ``ttq-train``'s default for training;
             re-estimate batch-norm statistics afterwards).  See ``quantize.layers``.
-        grouped: ternarize all threshold-rule layers in one autograd call per model
+        grouped: TTQ: ternarize all threshold-rule layers in one autograd call per model
             forward (same numbers, far fewer operations; see quantize.grouped).  False
-            keeps the per-layer reference path.
+            keeps the per-layer reference path.  Other methods always run per layer.
     """
+    spec = get_quantizer(method)
+    if spec.name != "ttq":
+        if any(True for _ in ternary_layers(model)):
+            raise ConfigError("model is already quantized")
+        _refuse_ttq_options(spec.name, threshold, rule, scale_grad, scale_init)
+        return _quantize_other(model, spec, keep_fp, init_scales, min_scale)
     rule_obj = get_rule(rule)
     if scale_init not in SCALE_INITS:
         raise ConfigError(f"scale_init must be one of {', '.join(SCALE_INITS)}, got {scale_init!r}")
@@ -147,6 +188,7 @@ def ternarize(model: nn.Module, threshold: float | Mapping[str, float] = 0.05,
     if not targets:
         raise ConfigError("no conv/linear layer left to ternarize (all are kept in FP)")
     values = _resolve_values([n for n, _ in targets], threshold, rule_obj)
+    min_scale = MIN_SCALE if min_scale is None else min_scale
     for name, float_layer in targets:
         q = TernaryQuantizer(rule_obj.name, values[name], scale_grad, min_scale)
         q.to(float_layer.weight.device)
@@ -161,33 +203,99 @@ def ternarize(model: nn.Module, threshold: float | Mapping[str, float] = 0.05,
     return model
 
 
+def _refuse_ttq_options(method: str, threshold, rule, scale_grad, scale_init) -> None:
+    given = [name for name, differs in (
+        ("threshold", isinstance(threshold, Mapping) or threshold != 0.05),
+        ("rule", rule != "threshold"), ("scale_grad", not scale_grad),
+        ("scale_init", scale_init != "least-squares")) if differs]
+    if given:
+        raise ConfigError(f"{', '.join(given)}: TTQ options, which {method} does not take "
+                          f"(it sets its own threshold and scales); drop them or use "
+                          f"method='ttq'")
+
+
+def _quantize_other(model: nn.Module, spec, keep_fp, init_scales: bool,
+                    min_scale: float | None) -> nn.Module:
+    """:func:`ternarize` for a method other than ttq (no threshold rules, per-layer path)."""
+    fp = set(_resolve_fp(model, keep_fp))
+    targets = [(n, m) for n, m in _quantizable(model) if n not in fp]
+    if not targets:
+        raise ConfigError("no conv/linear layer left to quantize (all are kept in FP)")
+    options = {} if min_scale is None or not spec.learned else {"min_scale": min_scale}
+    for name, float_layer in targets:
+        q = spec.factory(float_layer.weight, **options)
+        q.to(float_layer.weight.device)
+        new = TERNARY_LAYER_TYPES[type(float_layer)].from_float(float_layer, q)
+        if init_scales:
+            q.init_from_(new.weight)
+        _swap(model, name, new)
+    scale_init = ("recomputed" if not spec.learned else "lsq" if init_scales else "loaded")
+    model._ttq_request = {"threshold": None, "scale_init": scale_init}
+    return model
+
+
 def _plain(threshold):
     return dict(threshold) if isinstance(threshold, Mapping) else float(threshold)
 
 
+def _record_value(q) -> float:
+    """A non-TTQ layer's ``value`` in the record (module doc)."""
+    return TWN_DELTA_FACTOR if q.method == "twn" else q.spec.bits
+
+
 def quant_record(model: nn.Module) -> dict | None:
-    """The JSON-able record describing how ``model`` is ternarized (None if it is not)."""
+    """The JSON-able record describing how ``model`` is quantized (None if it is not)."""
     layers = list(ternary_layers(model))
     if not layers:
         return None
     quantizers = [m.quantizer for _, m in layers]
-    rules = sorted({q.rule.name for q in quantizers})
+    methods = list(dict.fromkeys(q.method for q in quantizers))
+    if len(methods) != 1:
+        raise ConfigError(f"model mixes quantizers ({', '.join(methods)}), which a record "
+                          f"cannot describe")
     request = getattr(model, "_ttq_request", {})
+    fp_layers = [n for n, m in _quantizable(model) if not isinstance(m, TernaryLayerMixin)]
+    if methods[0] != "ttq":
+        method = methods[0]
+        record = {"method": method, "rule": method, "threshold": None,
+                  "layers": {n: {"rule": method, "value": _record_value(m.quantizer)}
+                             for n, m in layers},
+                  "fp_layers": fp_layers}
+        if quantizers[0].spec.learned:
+            record["min_scale"] = quantizers[0].min_scale
+        record["scale_init"] = request.get("scale_init", "loaded")
+        return record
+    rules = sorted({q.rule.name for q in quantizers})
     return {
+        "method": "ttq",
         "rule": rules[0] if len(rules) == 1 else "mixed",
         "threshold": request.get("threshold"),
         "layers": {n: {"rule": m.quantizer.rule.name, "value": m.quantizer.value}
                    for n, m in layers},
-        "fp_layers": [n for n, m in _quantizable(model) if not isinstance(m, TernaryLayerMixin)],
+        "fp_layers": fp_layers,
         "scale_grad": all(q.scale_grad for q in quantizers),
         "min_scale": quantizers[0].min_scale,
         "scale_init": request.get("scale_init", "least-squares"),
     }
 
 
+def record_method(record: Mapping | None) -> str | None:
+    """The quantizer method a quant record describes: its ``method``, ``"ttq"`` for a
+    record written before methods existed, None for no record (an FP model)."""
+    if not record:
+        return None
+    return record.get("method") or "ttq"
+
+
 def apply_quant_record(model: nn.Module, record: Mapping) -> nn.Module:
-    """Ternarize a freshly built ``model`` exactly as ``record`` describes (scales not
-    initialised: load the state_dict that holds them next)."""
+    """Quantize a freshly built ``model`` exactly as ``record`` describes (learned scales
+    not initialised: load the state_dict that holds them next)."""
+    method = record_method(record) if isinstance(record, Mapping) else None
+    if not isinstance(method, str):
+        raise ConfigError(f"malformed quantization record (method {method!r} is not a name)")
+    spec = get_quantizer(method)
+    if spec.name != "ttq":
+        return _apply_other(model, record, spec)
     try:
         layers = record["layers"]
         rules = {spec["rule"] for spec in layers.values()}
@@ -201,6 +309,22 @@ def apply_quant_record(model: nn.Module, record: Mapping) -> nn.Module:
         raise ConfigError(f"malformed quantization record ({type(e).__name__}: {e})") from None
     model._ttq_request = {"threshold": record.get("threshold"),
                           "scale_init": record.get("scale_init", "least-squares")}
+    return model
+
+
+def _apply_other(model: nn.Module, record: Mapping, spec) -> nn.Module:
+    try:
+        wanted = list(record["layers"])
+        min_scale = record.get("min_scale")
+        ternarize(model, keep_fp=list(record.get("fp_layers", [])), init_scales=False,
+                  min_scale=None if min_scale is None else float(min_scale), method=spec.name)
+    except (KeyError, TypeError, AttributeError, ValueError) as e:
+        raise ConfigError(f"malformed quantization record ({type(e).__name__}: {e})") from None
+    got = [n for n, _ in ternary_layers(model)]
+    if got != wanted:
+        raise ConfigError(f"quantization record lists layers {', '.join(wanted)} but its "
+                          f"fp_layers leave {', '.join(got)} to quantize")
+    model._ttq_request = {"threshold": None, "scale_init": record.get("scale_init", "loaded")}
     return model
 
 
@@ -225,32 +349,42 @@ class TernaryExport:
 
 @torch.no_grad()
 def export_ternary(model: nn.Module) -> dict[str, TernaryExport]:
-    """Per ternary layer (module order), the actual ternary weights and compact codes."""
+    """Per ternary layer (module order), the actual ternary weights and compact codes.
+
+    ttq: ``wp``, ``wn`` the trained scales; twn: ``wp = wn = α``, ``rule = "twn"``,
+    ``value`` 0.7 (Δ = 0.7·mean|w|).  A model quantized with a binary or integer method
+    raises :class:`~ttq_core.quantize.base.NotTernaryError`."""
     out = {}
     for name, layer in ternary_layers(model):
         q = layer.quantizer
+        if not q.spec.is_ternary:
+            raise q.not_ternary("export_ternary()")
         codes = layer.ternary_codes().cpu()
-        wp, wn = float(q.wp), float(q.wn)
+        if q.method == "twn":
+            wp = wn = float(q.alpha(layer.weight))
+            rule, value = "twn", TWN_DELTA_FACTOR
+        else:
+            wp, wn = float(q.wp), float(q.wn)
+            rule, value = q.rule.name, q.value
         weight = torch.zeros(codes.shape, dtype=torch.float32)
         weight[codes == 1] = wp
         weight[codes == -1] = -wn
         out[name] = TernaryExport(weight, codes, wp, wn, float(q.delta(layer.weight)),
-                                  q.rule.name, q.value)
+                                  rule, value)
     return out
 
 
 @torch.no_grad()
 def layer_weight_stats(model: nn.Module) -> dict[str, dict[str, float]]:
-    """Per ternary layer: fractions of +, 0, - weights, Wp, Wn and Δ (one device sync)."""
+    """Per quantized layer: fractions of +, 0, - weights, the scales ``wp``/``wn`` and the
+    zero threshold ``delta`` (one device sync).  ttq: Wp, Wn, Δ.  Other methods, measured
+    on the quantized weights: twn α for both scales and Δ = 0.7·mean|w|; bwn the mean of
+    α_c over output channels for both and Δ = 0 (no zero region); int4/int8 the mean
+    step s_c for both (the grid spacing, not a weight level) and half of it (the mean |w|
+    below which a weight rounds to 0)."""
     names, rows = [], []
     for name, layer in ternary_layers(model):
-        w = layer.weight.detach()
-        d = layer.quantizer.delta(w)
-        n = w.numel()
-        pos = (w > d).sum() / n
-        neg = (w < -d).sum() / n
-        rows.append(torch.stack([pos, 1 - pos - neg, neg, layer.quantizer.wp.detach().float(),
-                                 layer.quantizer.wn.detach().float(), d.float()]).double())
+        rows.append(layer.quantizer.history_stats(layer.weight.detach()))
         names.append(name)
     if not rows:
         return {}

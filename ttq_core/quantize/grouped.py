@@ -126,7 +126,10 @@ class GroupPlan:
 
 
 def _groupable(layer: TernaryLayerMixin) -> bool:
-    return layer.quantize_enabled and layer.quantizer.rule.name == "threshold"
+    """TTQ layers with the threshold rule (other methods of the quantizer family, e.g. a
+    ``twn`` layer, quantize their own weight in ``effective_weight``)."""
+    return (layer.quantize_enabled and layer.quantizer.method == "ttq"
+            and layer.quantizer.rule.name == "threshold")
 
 
 class GroupedTernarizer:

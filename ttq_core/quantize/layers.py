@@ -36,6 +36,8 @@ import torch
 from torch import nn
 import torch.nn.functional as F
 
+from .base import WeightQuantizer
+from .family import QuantizerSpec, register_quantizer
 from .function import ternary_weight
 from .rules import get_rule
 
@@ -43,8 +45,10 @@ MIN_SCALE = 1e-4
 SCALE_INITS = ("one", "least-squares")  # how TernaryQuantizer.init_scales_ may start Wp, Wn
 
 
-class TernaryQuantizer(nn.Module):
+class TernaryQuantizer(WeightQuantizer):
     """Holds Wp, Wn and the threshold rule of one layer; maps latent weights to ternary ones.
+
+    The ``ttq`` method of the quantizer family (:mod:`ttq_core.quantize.family`).
 
     Args:
         rule: a registered threshold-rule name (``"threshold"`` or ``"sparsity"``).
@@ -53,6 +57,8 @@ class TernaryQuantizer(nn.Module):
             gives plain straight-through gradients (ablation).
         min_scale: lower bound enforced on Wp and Wn by :meth:`clamp_scales_`.
     """
+
+    method = "ttq"
 
     def __init__(self, rule: str = "threshold", value: float = 0.05, scale_grad: bool = True,
                  min_scale: float = MIN_SCALE):
@@ -107,14 +113,39 @@ class TernaryQuantizer(nn.Module):
         self.wp.clamp_(min=self.min_scale)
         self.wn.clamp_(min=self.min_scale)
 
+    @torch.no_grad()
+    def history_stats(self, w: torch.Tensor) -> torch.Tensor:
+        """float64 ``[frac_pos, frac_zero, frac_neg, Wp, Wn, Δ]`` of latent ``w``."""
+        w = w.detach()
+        d = self.delta(w)
+        n = w.numel()
+        pos = (w > d).sum() / n
+        neg = (w < -d).sum() / n
+        return torch.stack([pos, 1 - pos - neg, neg, self.wp.detach().float(),
+                            self.wn.detach().float(), d.float()]).double()
+
+
+def _ttq_quantizer(weight: torch.Tensor, rule: str = "threshold", value: float = 0.05,
+                   scale_grad: bool = True, min_scale: float = MIN_SCALE) -> TernaryQuantizer:
+    """The ``ttq`` factory of the quantizer family (scales not yet initialised)."""
+    return TernaryQuantizer(rule, value, scale_grad, min_scale)
+
+
+register_quantizer(QuantizerSpec(
+    "ttq", "ternary", 2, "layer", ("wp", "wn"),
+    "TTQ: {-Wn, 0, +Wp}, Wp, Wn learned per layer", "Zhu et al., ICLR 2017",
+    _ttq_quantizer, "1612.01064"))
+
 
 class TernaryLayerMixin:
-    """Shared behaviour of ternary layers: ``ternary_weight()`` and the on/off switch."""
+    """Shared behaviour of the toolkit's quantized layers: ``effective_weight()`` and the
+    on/off switch.  The name is historical: a layer of any method of the quantizer family
+    (ttq, twn, bwn, int4, int8; ``quantizer.method``) is one of these."""
 
-    quantizer: TernaryQuantizer
+    quantizer: WeightQuantizer
     quantize_enabled: bool
 
-    def _attach(self, quantizer: TernaryQuantizer) -> None:
+    def _attach(self, quantizer: WeightQuantizer) -> None:
         self.quantizer = quantizer
         self.quantize_enabled = True
         self._handed_weight = None  # (ternary weight, latent version) from quantize.grouped
@@ -152,7 +183,11 @@ class TernaryLayerMixin:
 
     @torch.no_grad()
     def ternary_codes(self) -> torch.Tensor:
-        """int8 codes in {-1, 0, +1} of the current latent weights (Δ from the rule)."""
+        """int8 codes in {-1, 0, +1} of the current latent weights (Δ from the rule, or
+        TWN's Δ = 0.7·mean|w|).  A :class:`~ttq_core.quantize.base.NotTernaryError` for a
+        binary or integer quantizer (bwn, int4, int8)."""
+        if not self.quantizer.spec.is_ternary:
+            raise self.quantizer.not_ternary("ternary_codes()")
         w = self.weight.detach()
         d = self.quantizer.delta(w)
         return ((w > d).to(torch.int8) - (w < -d).to(torch.int8))
@@ -161,12 +196,12 @@ class TernaryLayerMixin:
 class TernaryConv2d(TernaryLayerMixin, nn.Conv2d):
     """``nn.Conv2d`` whose forward uses the ternary weight of its quantizer."""
 
-    def __init__(self, *args, quantizer: TernaryQuantizer, **kwargs):
+    def __init__(self, *args, quantizer: WeightQuantizer, **kwargs):
         super().__init__(*args, **kwargs)
         self._attach(quantizer)
 
     @classmethod
-    def from_float(cls, conv: nn.Conv2d, quantizer: TernaryQuantizer) -> "TernaryConv2d":
+    def from_float(cls, conv: nn.Conv2d, quantizer: WeightQuantizer) -> "TernaryConv2d":
         new = cls(conv.in_channels, conv.out_channels, conv.kernel_size, stride=conv.stride,
                   padding=conv.padding, dilation=conv.dilation, groups=conv.groups,
                   bias=conv.bias is not None, padding_mode=conv.padding_mode,
@@ -180,12 +215,12 @@ class TernaryConv2d(TernaryLayerMixin, nn.Conv2d):
 class TernaryLinear(TernaryLayerMixin, nn.Linear):
     """``nn.Linear`` whose forward uses the ternary weight of its quantizer."""
 
-    def __init__(self, *args, quantizer: TernaryQuantizer, **kwargs):
+    def __init__(self, *args, quantizer: WeightQuantizer, **kwargs):
         super().__init__(*args, **kwargs)
         self._attach(quantizer)
 
     @classmethod
-    def from_float(cls, linear: nn.Linear, quantizer: TernaryQuantizer) -> "TernaryLinear":
+    def from_float(cls, linear: nn.Linear, quantizer: WeightQuantizer) -> "TernaryLinear":
         new = cls(linear.in_features, linear.out_features, bias=linear.bias is not None,
                   device=linear.weight.device, dtype=linear.weight.dtype, quantizer=quantizer)
         return new._copy_from(linear)
