@@ -9,8 +9,10 @@ from typing import Sequence
 
 from ..cli_options import add_data_dir, add_device, add_progress
 from ..errors import TTQError, describe_os_error
+from ..errors import ConfigError
+from ..quantize.family import QUANTIZERS
 from ..quantize.layers import SCALE_INITS
-from .config import AMP_MODES, MODE_DEFAULTS, SCHEDULES, TrainConfig
+from .config import AMP_MODES, MODE_DEFAULTS, SCHEDULES, TTQ_ONLY_FLAGS, TrainConfig
 
 EPILOG = """\
 examples:
@@ -26,6 +28,9 @@ examples:
   # a quick CPU run on a fixed class-balanced subset, offline, from the JPEG archive
   ttq-train --data-dir ../shared/data/cifar10-jpeg.tar.gz --limit-train 2000 \\
             --limit-test 1000 --epochs 2 --out runs/quick
+
+  # another weight quantizer for the same fine-tuning (see "quantization" below)
+  ttq-train --mode ttq --init fp.pt --quantizer int4 --out runs/r20-int4
 
   # layer-specific thresholds, or a fixed 50%% weight sparsity per layer
   ttq-train --mode ttq --init fp.pt --layer-threshold 'layer3.*=0.1' --threshold 0.05
@@ -79,7 +84,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a full-precision network (--mode fp) or a Trained Ternary "
                     "Quantization network (--mode ttq: weights in {-Wn, 0, +Wp}, Wp and Wn "
                     "learned per layer; Zhu et al., ICLR 2017) on CIFAR-10, writing "
-                    "checkpoints with the full per-epoch history.",
+                    "checkpoints with the full per-epoch history. --mode ttq can also train "
+                    "TWN, BWN or int4/int8 (LSQ) weights instead: --quantizer.",
         epilog=EPILOG)
     g = p.add_argument_group("what to train")
     g.add_argument("--arch", default=d.arch, help="model name (resnet20/32/44/56, resnet18, "
@@ -120,7 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
                         f"{MODE_DEFAULTS['ttq']['weight_decay']} for ttq, the paper's value)")
     o.add_argument("--wd-bn", action="store_true", help="also apply weight decay to batch norm")
     o.add_argument("--wd-scales", action=argparse.BooleanOptionalAction, default=d.wd_scales,
-                   help="apply the weight decay to Wp, Wn too, as the authors' code does "
+                   help="apply the weight decay to the learned quantizer scales too: TTQ's "
+                        "Wp, Wn (as the authors' code does), int4/int8's LSQ steps "
                         "(default: on)")
     o.add_argument("--scale-lr-mult", type=float, default=d.scale_lr_mult, metavar="M",
                    help="LR of the TTQ scales Wp, Wn = M x the weights' LR (default "
@@ -133,7 +140,12 @@ def build_parser() -> argparse.ArgumentParser:
     o.add_argument("--gamma", type=float, default=d.gamma, help="step schedule factor (default %(default)s)")
     o.add_argument("--warmup-epochs", type=float, default=None,
                    help="linear LR warm-up in epochs (default 1 for fp, 0 for ttq)")
-    q = p.add_argument_group("ternarization (--mode ttq)")
+    q = p.add_argument_group("quantization (--mode ttq)", description=_quantizer_table())
+    q.add_argument("--quantizer", choices=list(QUANTIZERS), default=d.quantizer,
+                   help="the weight quantizer of the quantized fine-tuning, one of the "
+                        "methods listed above (default %(default)s). The options from "
+                        "--threshold to --scale-lr-mult are TTQ's; --keep-fp, --wd-scales "
+                        "and the batch-norm options apply to every method")
     q.add_argument("--threshold", type=float, default=d.threshold, metavar="T",
                    help="t in Δ = t·max|w|, for every ternary layer (default %(default)s)")
     q.add_argument("--layer-threshold", type=_glob_value, action="append", default=[],
@@ -203,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _quantizer_table() -> str:
+    """One line per method of the quantizer family (``--quantizer``), with its paper."""
+    lines = ["--quantizer NAME (README, 'Quantizers': what we follow, where we deviate):"]
+    lines += [f"  {spec.name:<5} {spec.description} ({spec.paper})"
+              for spec in QUANTIZERS.values()]
+    return "\n".join(lines)
+
+
 def _preset_names() -> list[str]:
     from .presets import PRESETS
     return list(PRESETS)
@@ -225,7 +245,7 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         milestones=list(args.milestones), gamma=args.gamma, warmup_epochs=args.warmup_epochs,
         threshold=args.threshold, layer_thresholds=dict(args.layer_threshold),
         target_sparsity=args.target_sparsity, layer_sparsity=dict(args.layer_sparsity),
-        keep_fp=args.keep_fp, grad_scaling=not args.no_grad_scaling,
+        quantizer=args.quantizer, keep_fp=args.keep_fp, grad_scaling=not args.no_grad_scaling,
         scale_init=args.scale_init, bn_recal_images=args.bn_recal_images,
         bn_recal_augment=args.bn_recal_transform == "train",
         grad_stats_every=args.grad_stats_every, limit_train=args.limit_train,
@@ -259,14 +279,38 @@ _FIELD_OF_DEST = {"no_grad_scaling": "grad_scaling", "no_progress": "progress",
                   "layer_threshold": "layer_thresholds", "mean": "norm_mean", "std": "norm_std"}
 
 
-def given_fields(argv: Sequence[str] | None, args: argparse.Namespace) -> set[str]:
-    """The TrainConfig fields set explicitly on the command line (flags given, the fields
-    a --preset or --threshold-plan sets), as opposed to defaults; for --resume checks."""
+def _flag_fields(argv: Sequence[str] | None) -> set[str]:
+    """The TrainConfig fields whose flags appear on the command line itself."""
     bare = build_parser()
     for action in bare._actions:
         action.default = argparse.SUPPRESS
     explicit = vars(bare.parse_args(argv))
-    fields = {_FIELD_OF_DEST.get(dest, dest) for dest in explicit}
+    return {_FIELD_OF_DEST.get(dest, dest) for dest in explicit}
+
+
+def check_quantizer_flags(argv: Sequence[str] | None, args: argparse.Namespace) -> None:
+    """Flags that contradict ``--quantizer``, given explicitly (even at their default
+    value, which TrainConfig.validate cannot see): TTQ's own options with another method,
+    and ``--quantizer`` with ``--mode fp``.  One-line ConfigError.  Under ``--resume``
+    the stored run decides (every flag given is checked against it there)."""
+    if args.resume:
+        return
+    flags = _flag_fields(argv)
+    if "quantizer" in flags and args.mode == "fp":
+        raise ConfigError(f"--quantizer {args.quantizer}: --mode fp trains full precision; "
+                          f"use --mode ttq (the quantized fine-tuning mode) with --quantizer")
+    if args.quantizer != "ttq":
+        ttq_only = [flag for name, flag in TTQ_ONLY_FLAGS.items() if name in flags]
+        if ttq_only:
+            raise ConfigError(f"{ttq_only[0]} applies to --quantizer ttq only; --quantizer "
+                              f"{args.quantizer} sets its own threshold and scales: drop "
+                              f"{ttq_only[0]}")
+
+
+def given_fields(argv: Sequence[str] | None, args: argparse.Namespace) -> set[str]:
+    """The TrainConfig fields set explicitly on the command line (flags given, the fields
+    a --preset or --threshold-plan sets), as opposed to defaults; for --resume checks."""
+    fields = _flag_fields(argv)
     if getattr(args, "preset", None):
         from .presets import PRESETS
         fields |= set(PRESETS[args.preset].settings)
@@ -281,6 +325,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     who = distributed.rank_prefix()  # "rank N: " under torchrun with several processes
     try:
         from .loop import train
+        check_quantizer_flags(argv, args)
         ckpt = train(config_from_args(args), given=given_fields(argv, args))
     except TTQError as e:
         print(f"ttq-train: error: {who}{e}", file=sys.stderr)

@@ -53,7 +53,9 @@ class TrainConfig:
     milestones: list[float] = field(default_factory=lambda: [0.5, 0.75])  # step schedule: fractions of the run
     gamma: float = 0.1                   # step schedule: LR factor at each milestone
     warmup_epochs: float | None = None   # linear warm-up from 0, in epochs (None: mode default)
-    # --- ternarization (mode "ttq")
+    # --- quantization (mode "ttq": quantized fine-tuning)
+    quantizer: str = "ttq"               # weight quantizer: ttq, twn, bwn, int4, int8 (quantize.family);
+                                         # the options below up to scale_init are TTQ's
     threshold: float = 0.05              # t in Δ = t·max|w| for every layer
     layer_thresholds: dict[str, float] = field(default_factory=dict)  # {layer name or glob: t}
     target_sparsity: float | None = None  # fixed fraction of zero weights per layer instead of t
@@ -148,7 +150,31 @@ class TrainConfig:
             bad("target_sparsity", f"must be a fraction in [0, 1), got {self.target_sparsity}")
         if self.mode == "fp" and (uses_sparsity or self.layer_thresholds or not self.grad_scaling):
             bad("mode", "ternarization options need --mode ttq")
+        self._validate_quantizer()
         return self
+
+    def _validate_quantizer(self) -> None:
+        """``quantizer`` is a registered method; with --mode fp it must stay the default
+        (not checked on the flags of a --resume, where the stored run's mode counts); TTQ's
+        own options keep their defaults with another method (one line each)."""
+        from ..quantize.family import get_quantizer, quantizer_names
+        if self.quantizer not in quantizer_names():
+            raise ConfigError(f"--quantizer: must be one of {', '.join(quantizer_names())}, "
+                              f"got {self.quantizer!r}")
+        if self.mode == "fp" and self.quantizer != "ttq" and not self.resume:
+            raise ConfigError(f"--quantizer {self.quantizer}: --mode fp trains full precision; "
+                              f"use --mode ttq (the quantized fine-tuning mode) to train "
+                              f"{self.quantizer} weights")
+        if self.quantizer == "ttq":
+            return
+        given = ttq_only_options(self)
+        if given:
+            raise ConfigError(f"{given[0]} applies to --quantizer ttq only; "
+                              f"--quantizer {self.quantizer} sets its own threshold and scales: "
+                              f"drop {given[0]}")
+        if not self.wd_scales and not get_quantizer(self.quantizer).learned:
+            raise ConfigError(f"--no-wd-scales: --quantizer {self.quantizer} has no learned "
+                              f"scales to decay; drop it")
 
     def normalization_request(self):
         """The ``--normalization``/``--mean``/``--std`` request (None: nothing asked), checked
@@ -157,7 +183,10 @@ class TrainConfig:
         return normalization_request(self.normalization, self.norm_mean, self.norm_std)
 
     def quant_request(self) -> dict[str, Any]:
-        """Arguments for ``ternarize`` (rule, threshold value(s), keep_fp, scale_grad)."""
+        """Arguments for ``ternarize`` (method, keep_fp and, for ttq, the threshold rule
+        and value(s), scale_grad, scale_init)."""
+        if self.quantizer != "ttq":
+            return {"method": self.quantizer, "keep_fp": self.keep_fp}
         if self.target_sparsity is not None or self.layer_sparsity:
             rule = "sparsity"
             values: Any = dict(self.layer_sparsity)
@@ -205,4 +234,19 @@ class TrainConfig:
 
 # What runs stored before a field existed did (for TrainConfig.from_dict).
 LEGACY_VALUES: dict[str, Any] = {"scale_init": "least-squares", "bn_recal_images": 0,
-                                 "bn_recal_augment": False}
+                                 "bn_recal_augment": False, "quantizer": "ttq"}
+
+# TrainConfig fields that only TTQ uses, with the flag that sets each (a non-default value
+# with another --quantizer is refused).
+TTQ_ONLY_FLAGS: dict[str, str] = {
+    "threshold": "--threshold", "layer_thresholds": "--layer-threshold",
+    "target_sparsity": "--target-sparsity", "layer_sparsity": "--layer-sparsity",
+    "threshold_plan": "--threshold-plan", "grad_scaling": "--no-grad-scaling",
+    "scale_init": "--scale-init", "scale_lr_mult": "--scale-lr-mult"}
+
+
+def ttq_only_options(cfg: TrainConfig) -> list[str]:
+    """The flags of TTQ-only options that ``cfg`` sets to a value other than the default."""
+    default = TrainConfig()
+    return [flag for name, flag in TTQ_ONLY_FLAGS.items()
+            if getattr(cfg, name) != getattr(default, name)]

@@ -1,4 +1,4 @@
-"""Per-epoch history of ternary layers: weight fractions, scales, Δ and latent-gradient stats.
+"""Per-epoch history of quantized layers: weight fractions, scales, Δ and latent-gradient stats.
 
 One history entry (a plain dict, stored in the checkpoint and the JSONL log) is::
 
@@ -18,6 +18,16 @@ scaling": the gradient applied to the latent weight, Wp/1/Wn times the former) o
 latent weights of each region, over the steps sampled during the epoch (every
 ``grad_stats_every`` steps), regions taken at each sampled step.  ``None`` where a region
 was empty at every sampled step or no step was sampled.
+
+Methods other than TTQ (``--quantizer``; :func:`ttq_core.quantize.layer_weight_stats`)
+fill the same keys, measured on their quantized weights: ``frac_*`` the fractions of
+quantized weights > 0, = 0, < 0; ``wp`` and ``wn`` both the method's scale (twn: α;
+bwn: the mean over output channels of α_c; int4/int8: the mean learned step s_c, the grid
+spacing in weight units, not a weight level); ``delta`` the zero threshold (twn:
+Δ = 0.7·mean|w|; bwn: 0, there is no zero region; int: mean s_c / 2).  The gradient
+statistics use the regions of the quantized weight's sign; "after scaling" is the
+gradient the method applies to the latent weight (twn: equal to the one before; bwn:
+× (1/n + α_c·1{|w| ≤ 1}); int: zero where clipped).
 """
 
 from __future__ import annotations
@@ -31,7 +41,7 @@ REGIONS = ("pos", "zero", "neg")
 
 
 class GradStatsRecorder:
-    """Owns one 9-number float64 accumulator per ternary layer (see quantize.function).
+    """Owns one 9-number float64 accumulator per quantized layer (see quantize.function).
 
     ``arm(True)`` makes the next backward pass add into them; ``arm(False)`` stops it.
     """

@@ -281,7 +281,7 @@ class Trainer:
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
-            for layer in self.ternary:
+            for layer in self.ternary:  # positivity of learned scales (no-op for twn, bwn)
                 layer.quantizer.clamp_scales_()
             d = loss.detach()
             finite &= torch.isfinite(d)

@@ -17,7 +17,7 @@ from ..data.device import DeviceData, batch_block
 from ..datasets import Split, dataset_spec  # Split re-exported: ttq_core.train.setup.Split
 from ..errors import ConfigError
 from ..models import build_model, list_models
-from ..quantize import ternarize, ternary_layers
+from ..quantize import record_method, ternarize, ternary_layers
 from .config import TrainConfig
 
 
@@ -69,6 +69,12 @@ def initial_model(cfg: TrainConfig, num_classes: int) -> tuple[nn.Module, bool, 
             raise ConfigError(f"--init {cfg.init} is a ternary checkpoint; --mode fp needs an FP one")
         already_ternary = loaded.is_ternary
         recorded = (loaded.checkpoint or {}).get("normalization")
+        if already_ternary and cfg.mode == "ttq":
+            method = record_method(loaded.checkpoint["quant"])
+            if method != cfg.quantizer:
+                raise ConfigError(f"--init {cfg.init} is already quantized with {method}; "
+                                  f"--quantizer {cfg.quantizer} starts from a full-precision "
+                                  f"checkpoint (or pass --quantizer {method} to continue it)")
     else:
         if cfg.arch not in list_models():
             raise ConfigError(f"--arch: unknown architecture {cfg.arch!r}; known: "
@@ -140,14 +146,21 @@ def param_groups(model: nn.Module, cfg: TrainConfig) -> list[dict]:
     """SGD groups, each with an ``lr_mult`` applied to the scheduled LR.
 
     Conv/linear weights and biases get weight decay; batch-norm parameters only with
-    ``wd_bn``.  The TTQ scales Wp/Wn form their own group with LR × ``scale_lr_mult`` and
-    the weights' decay when ``wd_scales``; the defaults (1.0, on) make it the same
+    ``wd_bn``.  The quantizers' learned scales (``spec.learned``: TTQ's Wp/Wn, LSQ's steps
+    s_c; twn and bwn have none) form their own group with LR × ``scale_lr_mult`` and the
+    weights' decay when ``wd_scales``.  For TTQ the defaults (1.0, on) make it the same
     optimisation as the authors' code, where Wp/Wn are ordinary variables of the one
     momentum-SGD optimizer with L2 decay.  (Scales started at least-squares values ≈ 0.07
-    need a small multiplier: their gradient grows like 1/Wp under batch norm.)
+    need a small multiplier: their gradient grows like 1/Wp under batch norm.)  LSQ steps:
+    LR × 1 (``--scale-lr-mult`` is TTQ's; LSQ scales the step's *gradient* instead, by
+    1/sqrt(N_c·Q), inside the quantizer) and the weights' decay unless ``--no-wd-scales``.
+    The LSQ paper states its weight decay (lowered for lower precisions) without saying
+    whether the steps are excluded; public re-implementations (e.g. zhutmost/lsq-net)
+    hand every parameter, steps included, to one SGD with weight decay, and so do we by
+    default.
     """
     decay, no_decay, scales = [], [], []
-    scale_ids = {id(p) for _, m in ternary_layers(model) for p in (m.quantizer.wp, m.quantizer.wn)}
+    scale_ids = {id(p) for _, m in ternary_layers(model) for p in m.quantizer.learned_parameters()}
     for module in model.modules():
         for p in module.parameters(recurse=False):
             if id(p) in scale_ids:
