@@ -20,6 +20,32 @@ def _history_phrase(meta: dict | None, entries: list[dict]) -> str:
     return f"{_model_phrase(meta)} over {len(entries)} training epochs"
 
 
+def _quantizer(meta: dict | None) -> str:
+    """The checkpoint's quantizer (``quant["method"]``; records without it are TTQ)."""
+    quant = ((meta or {}).get("checkpoint") or {}).get("quant") or {}
+    return str(quant.get("method") or "ttq")
+
+
+# What a history's "wp" (= "wn") holds for the other quantizers (ttq_core.train.history).
+_SCALE_MEANING = {
+    "twn": "TWN's per-layer scale α (the mean |w| of the weights above Δ = 0.7·mean|w|)",
+    "bwn": "BWN's scale α_c (mean |w| of an output channel), averaged over output channels",
+    "int4": "the learned LSQ step s_c (the spacing of the integer grid), averaged over "
+            "output channels",
+    "int8": "the learned LSQ step s_c (the spacing of the integer grid), averaged over "
+            "output channels",
+}
+# How the gradient applied to the latent weight relates to the one reaching the quantized
+# weight, per quantizer (the "after" of the gradient figure).
+_APPLIED = {
+    "ttq": "Wp, 1 or Wn times it",
+    "twn": "equal to it: TWN passes it straight through",
+    "bwn": "(1/n + α_c·1{|w| ≤ 1}) times it, BWN's rule",
+    "int4": "equal to it, zero where a weight is clipped at ±7 steps",
+    "int8": "equal to it, zero where a weight is clipped at ±127 steps",
+}
+
+
 @_styled
 def sparsity_evolution(history, meta: dict | None = None, max_cols: int = 5) -> FigureSpec | None:
     """Small multiples of the +/0/− weight fractions of each ternary layer over epochs.
@@ -59,12 +85,17 @@ def sparsity_evolution(history, meta: dict | None = None, max_cols: int = 5) -> 
         ax.set_ylabel("fraction", fontsize=7)
     for ax in axes[-1, :]:
         ax.set_xlabel("epoch", fontsize=7)
+    method = _quantizer(meta)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="outside upper center", ncols=3, frameon=False,
-               title="ternary weight value")
+               title="ternary weight value" if method == "ttq" else
+               f"{method} weight: sign of the quantized value")
     last = {k: summary[k][-1] for k in keys}
-    caption = (f"Fractions of ternary weights at +Wp, 0 and −Wn (stacked, summing to 1) for "
-               f"each of the {len(names)} ternary layers of {_history_phrase(meta, entries)}, "
+    what = ("Fractions of ternary weights at +Wp, 0 and −Wn" if method == "ttq" else
+            f"Fractions of {method}-quantized weights above, at and below zero")
+    kind = "ternary" if method == "ttq" else f"{method}-quantized"
+    caption = (f"{what} (stacked, summing to 1) for "
+               f"each of the {len(names)} {kind} layers of {_history_phrase(meta, entries)}, "
                f"measured on the weights at the end of each epoch; the last panel is the "
                f"unweighted mean over layers (final epoch: {last['pos']:.1%} +, "
                f"{last['zero']:.1%} 0, {last['neg']:.1%} −). Hatching marks +(///) and "
@@ -79,13 +110,16 @@ def _layer_colors(n: int):
 
 @_styled
 def scales_evolution(history, meta: dict | None = None) -> FigureSpec | None:
-    """Wp and Wn of each ternary layer over epochs (two panels, colour = layer depth)."""
+    """Wp and Wn of each ternary layer over epochs (two panels, colour = layer depth);
+    for the other quantizers (``meta``'s checkpoint record) their one scale, one panel."""
     entries = _history_entries(history)
     names = [n for n in _ternary_names(entries)
              if not (np.isnan(_series(entries, n, "wp")).all()
                      and np.isnan(_series(entries, n, "wn")).all())]
     if not entries or not names:
         return None
+    if _quantizer(meta) != "ttq":
+        return _scale_evolution(entries, names, meta, _quantizer(meta))
     ep = _epochs(entries)
     fig = _new_figure((7.0, 3.3))
     axes = fig.subplots(1, 2, sharex=True, sharey=True)
@@ -111,6 +145,32 @@ def scales_evolution(history, meta: dict | None = None) -> FigureSpec | None:
                f"style cycles to separate neighbours. Final epoch: Wp {np.nanmin(wp_last):.3g}–"
                f"{np.nanmax(wp_last):.3g}, Wn {np.nanmin(wn_last):.3g}–{np.nanmax(wn_last):.3g}"
                + (f"; {negative} scale(s) ended ≤ 0." if negative else "; all scales stayed > 0."))
+    return FigureSpec("scales_evolution", fig, caption)
+
+
+def _scale_evolution(entries: list[dict], names: list[str], meta: dict | None,
+                     method: str) -> FigureSpec:
+    """One panel: the per-layer scale of a quantizer other than TTQ (its ``wp`` = ``wn``)."""
+    ep = _epochs(entries)
+    fig = _new_figure((5.0, 3.3))
+    ax = fig.subplots(1, 1)
+    styles = ["-", "--", ":"]
+    for i, (name, c) in enumerate(zip(names, _layer_colors(len(names)))):
+        ax.plot(ep, _series(entries, name, "wp"), color=c, linewidth=1.0,
+                linestyle=styles[i % len(styles)], label=name)
+    ax.set_title(f"{method} scale per layer", loc="left")
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("scale (weight units)")
+    ax.grid(linewidth=0.3, alpha=0.6)
+    handles, labels = ax.get_legend_handles_labels()
+    fig.legend(handles, labels, loc="outside right center", fontsize=6, frameon=False,
+               title="layer (dark = early)", title_fontsize=6)
+    last = np.array([_series(entries, n, "wp")[-1] for n in names])
+    meaning = _SCALE_MEANING.get(method, f"the scale {method} records")
+    caption = (f"Scale of each of the {len(names)} {method}-quantized layers of "
+               f"{_history_phrase(meta, entries)}: {meaning}, in the units of the layer's "
+               f"weights, at the end of each epoch; colour runs from early (dark) to late "
+               f"(light) layers. Final epoch: {np.nanmin(last):.3g}–{np.nanmax(last):.3g}.")
     return FigureSpec("scales_evolution", fig, caption)
 
 
@@ -259,18 +319,22 @@ def _grad_caption(entries: list[dict], with_grads: list[int], names: list[str],
     steps = {i: _zero_to_pm_step_ratio(entries[i], names, val) for i in (with_grads[0], with_grads[-1])}
     step_txt = " and ".join(f"{steps[i]:.3g} at epoch {entries[i].get('epoch', i + 1)}"
                             for i in dict.fromkeys(steps) if not math.isnan(steps[i]))
+    method = _quantizer(meta)
     step_sentence = (f" Effective step per latent weight (multiplier × gradient, the quantity the "
                      f"LR multiplies), zero region : ± regions, median over layers: {step_txt}; "
                      f"near 1 the zero band and the ± regions move at comparable speed, ≫ 1 "
                      f"(Wp, Wn ≪ 1, e.g. least-squares initial scales under batch norm) the zero "
                      f"region's weights take the larger steps, the setting in which weight "
                      f"sparsity was measured to fall (README, 'TTQ as implemented')."
-                     if step_txt else "")
+                     if step_txt and method == "ttq" else "")
+    regions = ("+: w > Δ, 0: |w| ≤ Δ, −: w < −Δ" if method == "ttq" else
+               f"the sign of the {method}-quantized weight: +, 0, −")
     return (f"Learning-rate-multiplier evidence for {_history_phrase(meta, entries)}: mean "
-            f"absolute gradient per latent weight in each region (+: w > Δ, 0: |w| ≤ Δ, "
-            f"−: w < −Δ), before scaling (open markers, dashed: |∂L/∂w_t|, the gradient "
-            f"reaching the ternary weight) and after (filled, solid: |∂L/∂w| = Wp, 1 or Wn "
-            f"times it, the gradient applied to the latent weight), log scale, in loss units "
+            f"absolute gradient per latent weight in each region ({regions}), before "
+            f"scaling (open markers, dashed: |∂L/∂w_t|, the gradient reaching the "
+            f"{'ternary' if method == 'ttq' else 'quantized'} weight) and after (filled, "
+            f"solid: |∂L/∂w| = {_APPLIED.get(method, 'what the method applies')}, the "
+            f"gradient applied to the latent weight), log scale, in loss units "
             f"per weight unit. Left: each ternary layer at epoch "
             f"{last.get('epoch', with_grads[-1] + 1)}; right: median over layers per epoch. "
             f"Statistics are averaged over the steps sampled in each epoch; regions empty at "
