@@ -293,7 +293,9 @@ def findings(entries: Sequence[SweepEntry], table: T.Table) -> list[str]:
         lo, hi = min(r for _, r in ratios), max(r for _, r in ratios)
         holding = [lab for lab, r in ratios if abs(r - 1) <= T.DENSE_TOLERANCE]
         out.append(
-            f"Dense-activation assumption: it overstates the ternary networks' energy "
+            f"Dense-activation assumption: it overstates the "
+            f"{'networks' if any((e.extra or {}).get('method') for e in entries) else 'ternary networks'}' "
+            f"energy "
             f"{lo:.2f}–{hi:.2f}× across the settings; it holds (within "
             f"{T.DENSE_TOLERANCE:.0%}) for {', '.join(holding) if holding else 'none of them'}.")
     front_change = _front_under_default_scenario(entries, df)
