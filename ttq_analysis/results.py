@@ -212,7 +212,7 @@ class NetworkResult:
     @property
     def quantized(self) -> bool:
         """Whether any layer is in a non-FP weight format (the ``ttq_*`` scenarios apply)."""
-        return bool(self.quantized_layers)
+        return self.ternary or bool(self.quantized_layers)
 
     def saving(self, activations: str) -> float | None:
         """This network's FP32 twin (same layers, same activations) over its TTQ (quantized)
