@@ -38,10 +38,12 @@ examples:
 
 energy model (the README's "Energy model" section has every assumption): a MAC is a
 multiplication at the --activations precision plus an accumulation (fp32, fp16 or int32);
-a ternary layer adds and subtracts, then scales by Wp/Wn; weights are read once per
-inference from --memory; --act-memory also counts each layer's input reads and output
+a ternary layer adds and subtracts, then scales by Wp/Wn (a binary one by one alpha_c per
+output); an int4/int8 layer does MACs at the weight x activation precision (int4 x int8:
+a DERIVED energy, int8 mult x (4*8)/(8*8)); weights are read once per inference from
+--memory, at each layer's bits per weight; --act-memory also counts each layer's input reads and output
 writes (dense, or a zero bitmap + nonzero values when zero inputs are skipped).  Every
-ternary network also gets a scenario matrix: its saving under every combination of the
+quantized network also gets a scenario matrix: its saving under every combination of the
 --energy-model list x {fp32,fp16,int8} x weights {sram,dram} x activations {none,sram,
 dram} x {dense,measured}, with the assumption that moves it most named.
 
@@ -62,13 +64,14 @@ def build_parser() -> argparse.ArgumentParser:
     from ttq_core.cli_options import add_data_dir, add_device, add_progress
     p = argparse.ArgumentParser(
         prog="ttq-report", formatter_class=argparse.RawDescriptionHelpFormatter,
-        description="Measure checkpoints (dense MACs, ternary operations, weight and measured "
+        description="Measure checkpoints (dense MACs, ternary/binary operations, weight and measured "
                     "activation sparsity, energy under a stated cost model) and write an HTML "
-                    "report with Table-3-style FP32 vs ternary energy tables and the training "
+                    "report with Table-3-style FP32 vs quantized energy tables and the training "
                     "history (sparsity evolution, Wp/Wn, gradient statistics).",
         epilog=EPILOG + BYON_EPILOG)
     p.add_argument("checkpoints", nargs="+", metavar="CKPT",
-                   help="toolkit checkpoints (FP or ternary) or plain state_dicts (with --arch)")
+                   help="toolkit checkpoints (FP, or quantized by any method: ttq, twn, bwn, "
+                        "int4, int8) or plain state_dicts (with --arch)")
     p.add_argument("--dataset", default="cifar10", choices=list(DATASETS),
                    help="data to measure activations on: the CIFAR-10 test split, or the val/ "
                         "split of an ILSVRC-2012 folder tree given by --data-dir "
@@ -87,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit-test", type=int, default=None, metavar="N",
                    help="measure on a fixed class-balanced subset of N test images")
     p.add_argument("--baseline", default=None, metavar="FP_CKPT",
-                   help="the real FP checkpoint of the (first) ternary network")
+                   help="the real FP checkpoint of the (first) quantized network")
     p.add_argument("--arch", default=None, help="architecture of plain state_dict inputs")
     add_byon_options(p)
     p.add_argument("--what-if-threshold", type=float, default=0.05, metavar="T",
@@ -104,12 +107,22 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _label(path: str, loaded, detected_ternary: bool = False, base: str | None = None) -> str:
+def _label(path: str, loaded, detected_ternary: bool | str = False, base: str | None = None) -> str:
     """``base (arch, kind)``; ``base``: the input's name, distinct among the report's inputs
-    (:func:`reports.labels.distinct_names`), by default its own."""
-    from .labels import distinct_names
+    (:func:`reports.labels.distinct_names`), by default its own.  ``kind``: the toolkit
+    method of a quantized checkpoint (TTQ, TWN, BWN, INT4, INT8), ``"<format>, detected"``
+    for weights recognised in a plain file (``detected_ternary``: True for ternary, or the
+    format's name), else FP."""
+    from .labels import METHOD_NAMES, distinct_names
     base = base or distinct_names([path])[0]
-    kind = "TTQ" if loaded.is_ternary else "ternary, detected" if detected_ternary else "FP"
+    if loaded.is_ternary:
+        method = str((loaded.checkpoint or {}).get("quant", {}).get("method") or "ttq")
+        kind = METHOD_NAMES.get(method, method.upper())
+    elif detected_ternary:
+        fmt = "ternary" if detected_ternary is True else str(detected_ternary)
+        kind = f"{fmt}, detected"
+    else:
+        kind = "FP"
     return f"{base} ({loaded.arch}, {kind})"
 
 
@@ -215,8 +228,10 @@ def _check_inputs(args):
     check_byon_options(args)
     loaded = [load_input(p, args) for p in args.checkpoints]
     baseline = load_input(args.baseline, args) if args.baseline else None
-    if baseline is not None and baseline.is_ternary:
-        raise ConfigError(f"--baseline {args.baseline} is a ternary checkpoint; give the FP one")
+    if baseline is not None and baseline.is_ternary:  # any quantizer method
+        method = str((baseline.checkpoint or {}).get("quant", {}).get("method") or "ttq")
+        kind = "ternary" if method == "ttq" else f"quantized ({method})"
+        raise ConfigError(f"--baseline {args.baseline} is a {kind} checkpoint; give the FP one")
     warnings = _sanity_warnings(list(zip(args.checkpoints, loaded)) +
                                 ([(args.baseline, baseline)] if baseline else []),
                                 args.allow_nonfinite)
@@ -283,7 +298,11 @@ def _measure_all(args, loaded, baseline, warnings, data, energy, device) -> list
         # the baseline given as an input too is measured once: one FP row in Table 3
         same = baseline is not None and _same_file(path, args.baseline)
         a = base_analysis if same else measure(ld.model, ld, path)
-        detected = not ld.is_ternary and a.network.ternary  # ternary weights from elsewhere
+        # quantized weights from elsewhere: ternary (as before), binary, int4, int8, mixed
+        detected = (not ld.is_ternary and a.network.quantized
+                    and (True if a.network.weight_format == "ternary" else
+                         "quantized" if a.network.weight_format == "mixed" else
+                         a.network.weight_format))
         label = _label(path, ld, detected, name)
         warning = warnings.get(path)
         if ld.is_ternary or detected:

@@ -1,4 +1,6 @@
-"""Names of the networks in one report: distinct labels, and distinct file-name slugs.
+"""Names of the networks in one report: distinct labels, distinct file-name slugs, and the
+name of each network's quantization method (:func:`method_name`, :func:`precision_label`,
+:func:`format_word`).
 
 A report names each network in Table 3, in its section headings, in its file names
 (``layers_<slug>.csv``, ``<slug>_<figure>.svg``) and in the ids of its inlined SVGs.
@@ -77,4 +79,63 @@ def distinct_slugs(labels: Sequence[str]) -> list[str]:
     return out
 
 
-__all__ = ["distinct_names", "distinct_slugs", "slugify"]
+# ----------------------------------------------------------------------------- methods
+
+METHOD_NAMES = {"ttq": "TTQ", "twn": "TWN", "bwn": "BWN", "int4": "INT4", "int8": "INT8"}
+"""How a report names a toolkit quantizer method (``quant["method"]``)."""
+
+
+def quantizer_method(a) -> str | None:
+    """The toolkit method of analysis ``a``'s network: its checkpoint's quantization record
+    (``quant["method"]``, ``"ttq"`` for records without it), else its layers' quantizers
+    (``meta["weight_formats"]["method"]``); None for an FP network or weights recognised in
+    plain layers."""
+    if not a.network.quantized:
+        return None
+    quant = (a.meta.get("checkpoint") or {}).get("quant")
+    if isinstance(quant, dict) and quant:
+        return str(quant.get("method") or "ttq")
+    return (a.meta.get("weight_formats") or {}).get("method")
+
+
+def _format(a) -> str | None:
+    """The quantized network's weight format: ternary, binary, int4, int8, mixed (None: FP)."""
+    return a.network.weight_format if a.network.quantized else None
+
+
+def method_name(a) -> str:
+    """The quantized network's name in sentences and column headings: the toolkit method
+    (TTQ, TWN, BWN, INT4, INT8), or for weights recognised in a plain state_dict their
+    format (``"binary"``, ``"int4"``, ``"int8"``, ``"quantized"`` for several; ternary ones
+    stay "TTQ", as before the other formats).  "TTQ" for an FP network (the heading of the scenario it
+    lacks)."""
+    method = quantizer_method(a)
+    if method is not None:
+        return METHOD_NAMES.get(method, method.upper())
+    fmt = _format(a)
+    return "TTQ" if fmt in (None, "ternary") else "quantized" if fmt == "mixed" else fmt
+
+
+def format_word(a) -> str:
+    """"ternary", "binary", "int4", "int8", or "quantized" (several formats): the word for
+    the network in "this ... network"."""
+    fmt = _format(a)
+    return "ternary" if fmt is None else "quantized" if fmt == "mixed" else fmt
+
+
+def precision_label(a) -> str:
+    """Table 3's precision column for the quantized network: "TTQ" for TTQ (and ternary
+    weights recognised in a plain file), else the weight precision ("ternary (2 bit)",
+    "binary (1 bit)", "int4", "int8", "mixed (binary, int4)")."""
+    from ttq_analysis.weight_formats import WEIGHT_FORMATS
+    if method_name(a) == "TTQ":
+        return "TTQ"
+    fmt = _format(a)
+    if fmt in WEIGHT_FORMATS:
+        return WEIGHT_FORMATS[fmt].label
+    found = (a.meta.get("weight_formats") or {}).get("formats") or []
+    return f"mixed ({', '.join(found)})" if found else str(fmt)
+
+
+__all__ = ["distinct_names", "distinct_slugs", "slugify", "METHOD_NAMES", "quantizer_method",
+           "method_name", "format_word", "precision_label"]

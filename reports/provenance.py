@@ -3,8 +3,9 @@
 Reads only ``Analysis.meta`` (nothing is computed here): what was repaired while loading
 (``meta["checkpoint"]["load_notes"]``), the input normalisation used and its origin
 (``meta["input_normalization"]``), which plain layers were recognised as ternary and why
-others were not (``meta["ternary_detection"]``), and for a what-if estimate the accuracy
-before and after the batch-norm re-estimate (``meta["what_if"]``).  Analyses written
+others were not (``meta["ternary_detection"]``), which were recognised as binary, int4 or
+int8 (``meta["weight_formats"]``), and for a what-if estimate the accuracy before and
+after the batch-norm re-estimate (``meta["what_if"]``).  Analyses written
 before these fields existed give no sentences.
 """
 
@@ -29,9 +30,11 @@ def _kept_fp_line(names: list[str], meta: dict[str, Any]) -> str | None:
     quant = (meta.get("checkpoint") or {}).get("quant") or {}
     listed = quant.get("fp_layers")
     if listed is not None and set(names) <= set(listed):
+        method = quant.get("method") or "ttq"
+        who = "TTQ keeps" if method == "ttq" else f"the toolkit keeps, for {method.upper()} as for every method,"
         why = ("by design: the checkpoint's quantization config lists "
                + ("it" if len(names) == 1 else "them")
-               + " (TTQ keeps the first conv and last linear layer by default)")
+               + f" ({who} the first conv and last linear layer by default)")
     elif meta.get("what_if"):
         why = ("by the what-if estimate, as TTQ training does by default (first conv and "
                "last linear layer)")
@@ -46,6 +49,32 @@ def _join_names(names: list[str]) -> str:
     return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " and " + names[-1]
 
 
+OTHER_FORMAT_COUNTING = {
+    "binary": "additions and one α_c multiplication per output, 1 bit per weight + 32 per "
+              "output channel",
+    "int4": "MACs at the weight × activation precision, 4 bits per weight + 32 per output "
+            "channel",
+    "int8": "MACs at the weight × activation precision, 8 bits per weight + 32 per output "
+            "channel",
+}
+
+
+def _format_lines(meta: dict[str, Any], names: list[str]) -> tuple[list[str], set[str]]:
+    """Sentences for plain layers recognised as binary, int4 or int8 (``meta
+    ["weight_formats"]``), and the names of every plain layer counted in a non-FP format."""
+    formats = ((meta.get("weight_formats") or {}).get("layers")) or {}
+    lines, counted = [], set()
+    for fmt, how_counted in OTHER_FORMAT_COUNTING.items():
+        found = [n for n in names if (formats.get(n) or {}).get("format") == fmt]
+        counted |= set(found)
+        if found:
+            hows = "; ".join(f"{n}: {formats[n]['how']}" for n in found[:6])
+            more = f"; … (+{len(found) - 6} more)" if len(found) > 6 else ""
+            lines.append(f"{fmt.capitalize()} weights detected in {len(found)} plain conv/linear "
+                         f"layer(s), counted as {fmt} ({how_counted}): {hows}{more}.")
+    return lines, counted
+
+
 def _detection_lines(det: dict, meta: dict[str, Any] | None = None) -> list[str]:
     layers = det.get("layers") or {}
     if not layers:
@@ -54,6 +83,7 @@ def _detection_lines(det: dict, meta: dict[str, Any] | None = None) -> list[str]
     if kept is not None:  # a TTQ network's plain layers: its FP layers, not a detection miss
         return [kept]
     tol = det.get("tolerance")
+    other_lines, other = _format_lines(meta or {}, list(layers))
     found = [n for n, d in layers.items() if d.get("ternary")]
     lines = []
     if found:
@@ -63,13 +93,19 @@ def _detection_lines(det: dict, meta: dict[str, Any] | None = None) -> list[str]
                      f"(at most three values {{−a, 0, +b}} each, tolerance {tol:g}·max|w|), "
                      f"counted as ternary (ternary additions/multiplications, 2-bit weights): "
                      f"{hows}{more}.")
-    near = [n for n, d in layers.items() if not d.get("ternary")
+    lines += other_lines
+    near = [n for n, d in layers.items() if not d.get("ternary") and n not in other
             and 3 < (d.get("values") or 0) <= NEAR_MISS_VALUES]
     if near:
+        formats = ((meta or {}).get("weight_formats") or {}).get("layers") or {}
+
+        def why(n: str) -> str:  # and why not an integer format, where that was checked
+            grid = str((formats.get(n) or {}).get("how", ""))
+            return layers[n]["how"] + (f"; {grid}" if grid.startswith("not an integer") else "")
         lines.append("Not ternary (four or more distinct weight values, counted as full "
-                     "precision): " + "; ".join(f"{n}: {layers[n]['how']}" for n in near) + ".")
-    rest = len(layers) - len(found) - len(near)
-    if rest and not found:
+                     "precision): " + "; ".join(f"{n}: {why(n)}" for n in near) + ".")
+    rest = len(layers) - len(found) - len(near) - len(other)
+    if rest and not found and not other:
         lines.append(f"Ternary detection: none of the {rest} plain conv/linear layers has "
                      f"ternary weights (each takes more than {NEAR_MISS_VALUES} values); "
                      f"all are counted as full precision.")

@@ -29,13 +29,16 @@ from ttq_core.io import atomic_write_bytes, atomic_write_text
 
 from . import figures as F
 from . import tables as T
-from .labels import distinct_slugs, slugify  # noqa: F401 (slugify: re-exported)
+from .labels import distinct_slugs, format_word, method_name, slugify  # noqa: F401 (slugify: re-exported)
 from .output_folder import build_atomically
 from .provenance import provenance_lines
 from .templating import environment
 
 RULE_MEANING = {"threshold": "t in Δ = t·max|w|", "sparsity": "target fraction of zero weights r",
-                "mixed": "see each layer"}
+                "mixed": "see each layer",
+                # other methods (quant["method"]): the rule is the method, the value its number
+                "twn": "the factor f in TWN's Δ = f·mean|w|",
+                "bwn": "bits per weight", "int4": "bits per weight", "int8": "bits per weight"}
 
 
 @dataclass
@@ -75,7 +78,10 @@ def _summary(inp: ReportInput) -> dict[str, Any]:
            "images": net.images, "note": inp.note, "warning": inp.warning,
            "dense_assumption": T.dense_assumption(inp.analysis),
            "baseline_dense_assumption": (T.dense_assumption(inp.baseline)
-                                         if inp.baseline is not None else None)}
+                                         if inp.baseline is not None else None),
+           # the quantized network's name on the cards ("TTQ", "BWN", "int4", ...)
+           "method": method_name(inp.analysis),
+           "weight_sparsity_label": f"{format_word(inp.analysis)} layers"}
     # the summary cards: FP32 (the baseline model, else this network's FP32 twin) -> TTQ
     out["energy"] = {act: savings_over(base if base is not None else net, net, act)
                      for act in ACTIVATIONS}
@@ -86,7 +92,13 @@ def _quant(analysis: Analysis) -> dict | None:
     q = (analysis.meta.get("checkpoint") or {}).get("quant")
     if not q:
         return None
+    ttq = (q.get("method") or "ttq") == "ttq"
     return {"rule": q.get("rule"), "rule_meaning": RULE_MEANING.get(q.get("rule"), q.get("rule")),
+            # TTQ: "Threshold rule ..., each ternary layer"; other methods name themselves
+            "rule_label": "Threshold rule" if ttq else "Quantization method",
+            "layer_word": "ternary" if ttq else "quantized",
+            "value_word": "threshold rule" if ttq else "method",
+            "heading": "Per-layer thresholds" if ttq else "Per-layer quantization",
             "fp_layers": q.get("fp_layers", []),
             "layers": [{"layer": n, "rule": spec["rule"], "value": spec["value"]}
                        for n, spec in q.get("layers", {}).items()]}
@@ -162,11 +174,12 @@ def _scenario_sections(inputs: list[ReportInput], models: list, folder: Path,
         return sections, figure_no
     for inp, slug in zip(inputs, distinct_slugs([i.label for i in inputs])):
         a = inp.analysis
-        if not a.network.ternary:
+        if not a.network.quantized:
             continue
         matrix = scenario_matrix(a.layers, models,
                                  baseline_layers=inp.baseline.layers if inp.baseline is not None else None)
-        sec = network_scenarios(inp.label, slug, matrix)
+        sec = network_scenarios(inp.label, slug, matrix, kind=format_word(a),
+                                derived=bool(a.meta.get("derived_energies")))
         T.export(sec["table"], folder)
         item = None
         if sec["figure"] is not None:
@@ -224,8 +237,16 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
             "provenance": provenance_lines(a.meta),
             "baseline": _baseline_section(inp),
         })
+    words = {format_word(i.analysis) for i in inputs if i.analysis.network.quantized}
+    rows = {method_name(i.analysis) for i in inputs if i.analysis.network.quantized}
     context = {
-        "title": title or "TTQ efficiency report: " + ", ".join(i.label for i in inputs),
+        "title": title or ("TTQ" if rows <= {"TTQ"} else "Quantized-network")
+                 + " efficiency report: " + ", ".join(i.label for i in inputs),
+        # "ternary" and "a TTQ row" for TTQ networks, as before; the other methods' words
+        "quantized_word": (words.pop() if len(words) == 1 else "quantized") if words else "ternary",
+        "quantized_rows": ("a TTQ row" if rows <= {"TTQ"} else "a row in its weight precision"
+                           + (f" ({', '.join(sorted(rows - {'quantized'}))})"
+                              if rows - {"quantized"} else "")),
         "generated": _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         "version": __version__, "torch_version": str(torch.__version__),
         "networks": networks, "summary": [_summary(i) for i in inputs],

@@ -1,6 +1,7 @@
 """The scenario matrix in a report: would the saving survive other hardware assumptions?
 
-For each ternary network of a report, :func:`ttq_analysis.scenario_matrix.scenario_matrix`
+For each quantized network of a report (ternary, or another weight format: ``kind`` names
+it in the captions and sentence), :func:`ttq_analysis.scenario_matrix.scenario_matrix`
 recomputes the energy saving under every combination of cost model × activation precision
 × weight memory × activation memory × dense/measured activations.  This module presents
 it: the full matrix as a table (CSV/LaTeX/Markdown, one row per scenario), a compact
@@ -26,11 +27,19 @@ from .table_format import Table
 _UJ = "{:.4g}"
 
 
-def matrix_table(label: str, matrix: pd.DataFrame, *, name: str) -> Table:
-    """The whole matrix, one row per scenario (energies in µJ per inference)."""
+DERIVED_NOTE = (" Scenarios with int8 activations cost the int4 layers' multiplications with "
+                "the DERIVED int4×int8 energy (int8 mult × (4·8)/(8·8): an array multiplier's "
+                "energy grows with the product of its operand widths), not a published figure.")
+
+
+def matrix_table(label: str, matrix: pd.DataFrame, *, name: str, kind: str = "ternary",
+                 derived: bool = False) -> Table:
+    """The whole matrix, one row per scenario (energies in µJ per inference).  ``kind``:
+    the quantized network's word ("ternary", "binary", "int4", ...); ``derived``: its
+    layers use a derived operation energy in some scenarios (said in the caption)."""
     formats = {c: _UJ for c in matrix.columns if c.endswith("_uJ")}
     formats["saving"] = "{:.2f}"
-    caption = (f"Scenario matrix of {label}: the energy of the baseline (fp_*) and the ternary "
+    caption = (f"Scenario matrix of {label}: the energy of the baseline (fp_*) and the {kind} "
                f"network (ttq_*) in µJ per inference of one input, split into arithmetic, "
                f"weight memory and activation memory, and the saving (fp_total_uJ / "
                f"ttq_total_uJ), under every combination of cost model, activation precision "
@@ -39,7 +48,7 @@ def matrix_table(label: str, matrix: pd.DataFrame, *, name: str) -> Table:
                f"(dense = every operation computed and activations stored densely; measured = "
                f"zero inputs skipped and activations stored as a 1-bit zero map plus the "
                f"nonzero values, at the measured sparsity). Empty: not computable (measured "
-               f"scenarios without data).")
+               f"scenarios without data)." + (DERIVED_NOTE if derived else ""))
     return Table(name=name, title=f"Scenario matrix: {label}", df=matrix.reset_index(drop=True),
                  caption=caption, formats=formats, group_by="energy_model")
 
@@ -52,7 +61,8 @@ def _col_key(amem: str, mode: str) -> str:
     return f"{'no act. memory' if amem == 'none' else 'act. ' + amem.upper()}, {mode}"
 
 
-def pivot_tables(label: str, matrix: pd.DataFrame, *, name: str) -> list[Table]:
+def pivot_tables(label: str, matrix: pd.DataFrame, *, name: str,
+                 kind: str = "ternary") -> list[Table]:
     """One compact table of savings per cost model: rows activation precision × weight
     memory, columns activation memory × dense/measured."""
     tables = []
@@ -70,7 +80,7 @@ def pivot_tables(label: str, matrix: pd.DataFrame, *, name: str) -> list[Table]:
         df = pd.DataFrame(rows)
         tables.append(Table(
             name=f"{name}_{model}", title=f"Saving of {label} under cost model {model}", df=df,
-            caption=(f"Energy saving of {label} (baseline / ternary energy per inference) under "
+            caption=(f"Energy saving of {label} (baseline / {kind} energy per inference) under "
                      f"cost model {model}. Rows: activation precision and where weights are "
                      f"read from; columns: activation memory traffic and dense or measured "
                      f"(zero-skipping) activations."),
@@ -78,7 +88,8 @@ def pivot_tables(label: str, matrix: pd.DataFrame, *, name: str) -> list[Table]:
     return tables
 
 
-def summary_sentence(label: str, summary: MatrixSummary | None, n_models: int) -> str:
+def summary_sentence(label: str, summary: MatrixSummary | None, n_models: int,
+                     kind: str = "ternary") -> str:
     """One sentence: the range of the saving and which assumption moves it most."""
     if summary is None:
         return f"No scenario of {label} has a computable saving."
@@ -97,14 +108,15 @@ def summary_sentence(label: str, summary: MatrixSummary | None, n_models: int) -
             text += "; then " + ", ".join(f"{FACTOR_NAMES[f]} ({v:.2f})" for f, v in ranked[1:])
         text += "."
     if hi["saving"] > 1 >= lo["saving"]:
-        text += " In some scenarios the ternary network costs as much as or more than the baseline."
+        text += f" In some scenarios the {kind} network costs as much as or more than the baseline."
     elif lo["saving"] > 1:
-        text += " The ternary network saves energy in every scenario."
+        text += f" The {kind} network saves energy in every scenario."
     return text
 
 
 @_styled
-def matrix_figure(label: str, matrix: pd.DataFrame, *, name: str) -> FigureSpec | None:
+def matrix_figure(label: str, matrix: pd.DataFrame, *, name: str,
+                  kind: str = "ternary") -> FigureSpec | None:
     """Heat maps of the saving, one panel per cost model (rows: activation precision ×
     weight memory; columns: activation memory × dense/measured), each cell labelled."""
     models = list(dict.fromkeys(matrix["energy_model"]))
@@ -146,8 +158,8 @@ def matrix_figure(label: str, matrix: pd.DataFrame, *, name: str) -> FigureSpec 
     ticks = [t for t in (0.5, 1, 1.5, 2, 3, 5, 10, 20, 50, 100)
              if vmin <= math.log10(t) <= vmax] or [10 ** vmin, 10 ** vmax]
     cbar.set_ticks([math.log10(t) for t in ticks], labels=[f"{t:g}×" for t in ticks])
-    cbar.set_label("energy saving (baseline / ternary)")
-    caption = (f"Energy saving of {label} (baseline energy / ternary energy per inference) "
+    cbar.set_label(f"energy saving (baseline / {kind})")
+    caption = (f"Energy saving of {label} (baseline energy / {kind} energy per inference) "
                f"under every scenario of the matrix: one panel per cost model; rows: "
                f"activation precision and where weights are read from (W); columns: where "
                f"activations are read and written (none = not counted) and dense or measured "
@@ -156,14 +168,20 @@ def matrix_figure(label: str, matrix: pd.DataFrame, *, name: str) -> FigureSpec 
     return FigureSpec(name, fig, caption)
 
 
-def network_scenarios(label: str, slug: str, matrix: pd.DataFrame) -> dict:
-    """What the report needs for one network: sentence, tables and figure spec."""
+def network_scenarios(label: str, slug: str, matrix: pd.DataFrame, *, kind: str = "ternary",
+                      derived: bool = False) -> dict:
+    """What the report needs for one network: sentence, tables and figure spec.  ``kind``:
+    the quantized network's word in captions ("ternary", "binary", "int4", ...);
+    ``derived``: its scenarios use a derived operation energy (flagged in the table's
+    caption and the sentence)."""
     summary = summarize(matrix)
     n_models = int(matrix["energy_model"].nunique())
-    return {"label": label, "sentence": summary_sentence(label, summary, n_models),
-            "table": matrix_table(label, matrix, name=f"scenario_matrix_{slug}"),
-            "pivots": pivot_tables(label, matrix, name=f"scenario_saving_{slug}"),
-            "figure": matrix_figure(label, matrix, name=f"{slug}_scenario_matrix"),
+    sentence = summary_sentence(label, summary, n_models, kind) + (DERIVED_NOTE if derived else "")
+    return {"label": label, "sentence": sentence,
+            "table": matrix_table(label, matrix, name=f"scenario_matrix_{slug}", kind=kind,
+                                  derived=derived),
+            "pivots": pivot_tables(label, matrix, name=f"scenario_saving_{slug}", kind=kind),
+            "figure": matrix_figure(label, matrix, name=f"{slug}_scenario_matrix", kind=kind),
             "summary": summary}
 
 

@@ -9,7 +9,8 @@ assumptions), and display formats.  Builders never run a model: they only read
 Builders:
 
 * :func:`table3`: the TTQ paper's Table 3 layout, one row block per network, an
-  ``FP32`` row and (for a ternary network) a ``TTQ`` row side by side;
+  ``FP32`` row and (for a quantized network) its own row side by side: ``TTQ``, or the
+  weight precision of another method (``binary (1 bit)``, ``int4``, ...);
 * :func:`layer_table`: one row per conv/linear layer;
 * :func:`cost_model_table`: every number of the energy cost model with unit and source.
 
@@ -35,9 +36,11 @@ import pandas as pd
 from ttq_analysis.analysis import Analysis
 from ttq_analysis.energy import ACTIVATION_PRECISIONS, SCENARIOS
 from ttq_analysis.results import ACTIVATIONS, NetworkResult, savings_over
+from ttq_analysis.weight_formats import WEIGHT_FORMATS
 from ttq_core.errors import ConfigError
 
 # the container and exports, re-exported: reports use T.Table, T.export, T.to_html, ...
+from .labels import format_word, method_name, precision_label
 from .table_format import (_ACC, _COUNT, _FRACTION, _PJ, _RATIO, _SCALE, _UJ,  # noqa: F401
                            MISSING, Table, _is_missing, _num, export, format_value,
                            latex_escape, to_html, to_latex, to_markdown)
@@ -79,28 +82,78 @@ def _data_phrase(a: Analysis) -> str:
     return f"{_plural(images, 'image')} of {dataset}"
 
 
+def _layer_formats(analyses: Sequence[Analysis]) -> set[str]:
+    """The weight formats of every layer of ``analyses`` (analyses before the other formats:
+    ternary and fp)."""
+    from ttq_analysis.energy import layer_formats
+    found: set[str] = set()
+    for a in analyses:
+        if "ternary" in a.layers.columns:
+            found |= set(layer_formats(a.layers))
+    return found
+
+
+def _other_formats(analyses: Sequence[Analysis]) -> bool:
+    """Whether any network of ``analyses`` has binary or integer layers, or is named other
+    than TTQ (the wording written for ternary networks then needs its other clauses)."""
+    return bool(_layer_formats(analyses) - {"fp", "ternary"}) or any(
+        a.network.quantized and method_name(a) != "TTQ" for a in analyses)
+
+
+def _arithmetic(p: str, spec, formats: set[str]) -> str:
+    """How one activation precision's arithmetic is counted, for the weight formats present."""
+    parts = [f"a MAC = {spec.mult.replace('_', ' ')} + {spec.acc_add.replace('_', ' ')}"]
+    acc, P = spec.accumulator.upper(), p.upper()
+    if "ternary" in formats or not formats - {"fp", "ternary"}:  # the ternary wording as before
+        parts.append(f"ternary additions are {acc} additions, Wp/Wn multiplications {P}")
+    if "binary" in formats:
+        parts.append(f"binary additions are {acc} additions, α_c multiplications {P} (one "
+                     f"per output)")
+    ints = sorted(formats & {"int4", "int8"})
+    if ints and p == "int8":
+        parts.append("; ".join(
+            "int8 weights: a MAC = int8 mult + int32 add" if f == "int8" else
+            "int4 weights: a MAC = int4×int8 mult (DERIVED: int8 mult × (4·8)/(8·8), an "
+            "array multiplier's energy grows with the product of its operand widths) + "
+            "int32 add" for f in ints))
+    elif ints:
+        parts.append(f"{'/'.join(ints)} weights: MACs at {P} (integer weights convert exactly: "
+                     f"they save weight memory only)")
+    parts.append(f"baseline weights {spec.bits}-bit")
+    return f"{P} activations ({'; '.join(parts)})"
+
+
 def _assumptions(analyses: Sequence[Analysis]) -> str:
     models = _join(_energy_model_name(a) for a in analyses)
     memory = _join(str(a.meta.get("memory", "unknown")).upper() for a in analyses)
     precisions = list(dict.fromkeys(str(a.meta.get("precision", "fp32")) for a in analyses))
     act_memory = list(dict.fromkeys(str(a.meta.get("act_memory", "none")) for a in analyses))
+    formats = _layer_formats(analyses)
     arithmetic = []
     for p in precisions:
         spec = ACTIVATION_PRECISIONS.get(p)
         if spec is None:
             arithmetic.append(f"{p.upper()} activations")
         else:
-            arithmetic.append(f"{p.upper()} activations (a MAC = {spec.mult.replace('_', ' ')} + "
-                              f"{spec.acc_add.replace('_', ' ')}; ternary additions are "
-                              f"{spec.accumulator.upper()} additions, Wp/Wn multiplications "
-                              f"{p.upper()}; baseline weights {spec.bits}-bit)")
+            arithmetic.append(_arithmetic(p, spec, formats))
     counted = [m for m in act_memory if m != "none"]
     traffic = (f"activations read and written once per layer from {_join(m.upper() for m in counted)} "
                f"(dense: every element; measured: a 1-bit zero map plus the nonzero values)"
                if counted else "activation memory traffic not counted")
+    storage = ""
+    if formats & {"binary", "int4", "int8"}:
+        storage = ("; weight storage: " + ", ".join(
+            f for f in ("binary 1 bit per weight + 32 per output channel (α_c)"
+                        if "binary" in formats else "",
+                        "ternary 2 bits per weight + 64 per layer (Wp, Wn)"
+                        if "ternary" in formats else "",
+                        *(f"{f} {WEIGHT_FORMATS[f].bits} bits per weight + 32 per output "
+                          f"channel (the step s_c)" for f in ("int4", "int8") if f in formats))
+            if f)
+                   + ", 32 per bias")
     return (f"Energy cost model {models}; weights read once per inference from {memory}; "
-            f"{_join(arithmetic)}; {traffic}; bias, batch norm and activation functions not "
-            f"counted.")
+            f"{_join(arithmetic)}{storage}; {traffic}; bias, batch norm and activation functions "
+            f"not counted.")
 
 
 def _analysis_name(a: Analysis) -> str:
@@ -188,11 +241,12 @@ def _fp_row(label: str, a: Analysis, *, own_model: bool) -> dict[str, Any]:
 
 
 def _ttq_row(label: str, a: Analysis, fp: Analysis | None) -> dict[str, Any]:
-    """The TTQ row of ``a``, its savings over ``fp`` (the baseline's analysis) or, when
-    ``fp`` is None, over ``a``'s own FP32 twin."""
+    """The quantized network's row of ``a`` ("TTQ", or its weight precision: "binary (1
+    bit)", "int4", ...; :func:`reports.labels.precision_label`), its savings over ``fp``
+    (the baseline's analysis) or, when ``fp`` is None, over ``a``'s own FP32 twin."""
     net = a.network
     row = {
-        "network": label, "precision": "TTQ",
+        "network": label, "precision": precision_label(a),
         "test_acc": _num(net.accuracy.test_acc),
         "params": _num(net.sizes.params),
         "weight_bits": _num(net.sizes.weight_bits),
@@ -212,8 +266,9 @@ def _ttq_row(label: str, a: Analysis, fp: Analysis | None) -> dict[str, Any]:
 
 
 def _check_baseline(label: str, tern: Analysis, fp: Analysis) -> None:
-    if fp.network.ternary:
-        raise ConfigError(f"table3: baseline[{label!r}] is a ternary analysis; pass the analysis "
+    if fp.network.quantized:
+        kind = "ternary" if fp.network.ternary else f"quantized ({method_name(fp)})"
+        raise ConfigError(f"table3: baseline[{label!r}] is a {kind} analysis; pass the analysis "
                           f"of the full-precision checkpoint")
     for what, get in (("energy model", _energy_model_name),
                       ("memory level", lambda a: a.meta.get("memory")),
@@ -230,9 +285,10 @@ def table3(entries: Sequence[tuple[str, Analysis]],
            baseline: dict[str, Analysis] | None = None, *,
            name: str = "table3_energy",
            baseline_labels: dict[str, str] | None = None) -> Table:
-    """The TTQ paper's Table 3 layout: per network an ``FP32`` row and, for a ternary
-    network, a ``TTQ`` row, with accuracy, sizes, operation counts, sparsities, energies
-    (µJ per inference of one input) and savings.
+    """The TTQ paper's Table 3 layout: per network an ``FP32`` row and, for a quantized
+    network, its row (precision ``TTQ``, or the weight precision of another method:
+    :func:`reports.labels.precision_label`), with accuracy, sizes, operation counts,
+    sparsities, energies (µJ per inference of one input) and savings.
 
     ``entries`` are ``(label, analysis)`` pairs; ``baseline`` maps a label to the analysis
     of that network's real FP checkpoint.  With a baseline the FP32 row is that model
@@ -264,12 +320,12 @@ def table3(entries: Sequence[tuple[str, Analysis]],
     used: list[Analysis] = []
     twin_labels, fp_only_labels = [], []
     paired: list[tuple[str, str]] = []  # (ternary label, the FP32 row it is compared with)
-    fp_entries = {id(a) for label, a in entries if isinstance(a, Analysis) and not a.network.ternary}
+    fp_entries = {id(a) for label, a in entries if isinstance(a, Analysis) and not a.network.quantized}
     for label, a in entries:
         if not isinstance(a, Analysis):
             raise ConfigError(f"table3: entry {label!r} is a {type(a).__name__}, not an Analysis")
         used.append(a)
-        if not a.network.ternary:
+        if not a.network.quantized:
             if label in baseline:
                 raise ConfigError(f"table3: {label!r} is already a full-precision analysis; "
                                   f"drop its baseline")
@@ -317,7 +373,8 @@ def table3(entries: Sequence[tuple[str, Analysis]],
     precisions = {str(a.meta.get("precision", "fp32")) for a in used}
     title_base = "/".join(sorted(p.upper() for p in precisions))
     df = pd.DataFrame(rows, columns=columns)
-    return Table(name=name, title=f"Accuracy, size, operations and energy: {title_base} vs TTQ",
+    return Table(name=name, title=f"Accuracy, size, operations and energy: {title_base} vs "
+                                  f"{_methods([a for _, a in entries])}",
                  df=df, caption=_table3_caption(entries, baseline, twin_labels,
                                                 paired, fp_only_labels, used,
                                                 with_act_memory),
@@ -325,13 +382,36 @@ def table3(entries: Sequence[tuple[str, Analysis]],
                  html_parts=TABLE3_HTML_PARTS)
 
 
+def _named(names: str) -> str:
+    """``"BWN; "`` for a parenthesis that names the method; nothing where the name says
+    no more than "quantized" or the format word."""
+    return "" if names in ("quantized", "binary", "int4", "int8") else f"{names}; "
+
+
+def _methods(analyses: Sequence[Analysis]) -> str:
+    """The quantized networks' names ("TTQ", "BWN", "TTQ/INT4"); "TTQ" when there is none."""
+    names = [method_name(a) for a in analyses if a.network.quantized]
+    return "/".join(dict.fromkeys(names)) or "TTQ"
+
+
 def _table3_caption(entries, baseline, twin_labels, paired, fp_only_labels,
                     used, with_act_memory: bool = False) -> str:
-    parts = [f"Test accuracy (fraction), parameters, weight storage (bits), dense MACs, "
-             f"ternary additions and multiplications (dense activations), weight sparsity "
-             f"(fraction of zero weights in ternary layers), MAC-weighted activation sparsity "
-             f"and energy in \u00b5J per inference of one input, FP32 and TTQ rows side by side, "
-             f"for {_join(label for label, _ in entries)}."]
+    quantized = [a for _, a in entries]
+    if not _other_formats(quantized):  # ternary networks: the wording as before
+        parts = [f"Test accuracy (fraction), parameters, weight storage (bits), dense MACs, "
+                 f"ternary additions and multiplications (dense activations), weight sparsity "
+                 f"(fraction of zero weights in ternary layers), MAC-weighted activation sparsity "
+                 f"and energy in \u00b5J per inference of one input, FP32 and TTQ rows side by side, "
+                 f"for {_join(label for label, _ in entries)}."]
+    else:
+        parts = [f"Test accuracy (fraction), parameters, weight storage (bits), dense MACs, "
+                 f"additions and scale multiplications of the ternary and binary layers "
+                 f"(columns ternary_adds, ternary_mults; dense activations; empty for a network "
+                 f"of integer or FP layers, counted in MACs), weight sparsity (fraction of zero "
+                 f"weights in the quantized layers), MAC-weighted activation sparsity and energy "
+                 f"in \u00b5J per inference of one input, FP32 rows and the quantized "
+                 f"network's row ({_named(_methods(quantized))}precision column: its weight "
+                 f"precision) side by side, for {_join(label for label, _ in entries)}."]
     data = []
     fp_names = dict(paired)
     for label, a in entries:
@@ -350,20 +430,33 @@ def _table3_caption(entries, baseline, twin_labels, paired, fp_only_labels,
                      f"full-precision checkpoint with its own accuracy and measured "
                      f"activations.")
     if twin_labels:
+        kind = ("ternary" if not _other_formats(quantized) else
+                _join(dict.fromkeys(format_word(a) for label, a in entries
+                                    if label in twin_labels)))
         parts.append(f"FP32 rows of {_join(twin_labels)}: the same architecture counted in "
-                     f"FP32 with the ternary network's own activations (no FP accuracy).")
+                     f"FP32 with the {kind} network's own activations (no FP accuracy).")
     if fp_only_labels:
         parts.append(f"{_join(fp_only_labels)}: full-precision network only.")
-    parts.append("Energy columns: dense = every MAC or ternary operation computed (the "
+    parts.append(f"Energy columns: dense = every MAC or {_op_word(quantized)} operation "
+                 "computed (the "
                  "paper's assumption), measured = operations with a zero input skipped on the "
                  "real inputs; memory_uJ = weight reads (the same under both assumptions). "
                  + ("act_memory_*_uJ = activation reads and writes (dense: every element "
                     "stored; measured: a 1-bit zero map plus the nonzero values); each total "
                     "= compute + memory + act_memory. " if with_act_memory else "")
-                 + f"Savings = {_baseline_names(used)} total / TTQ total under the same "
-                 f"activation assumption.")
+                 + f"Savings = {_baseline_names(used)} total / {_methods(quantized)} total under "
+                 f"the same activation assumption.")
     parts.append(_assumptions(used))
     return " ".join(parts)
+
+
+def _op_word(analyses: Sequence[Analysis]) -> str:
+    """"ternary" (as before), or the add-only formats present ("binary", "ternary or
+    binary"), or "quantized-layer" for integer layers only."""
+    if not _other_formats(analyses):
+        return "ternary"
+    adds = [f for f in ("ternary", "binary") if f in _layer_formats(analyses)]
+    return " or ".join(adds) if adds else "quantized-layer"
 
 
 # ----------------------------------------------------------------------------- layer table
@@ -387,7 +480,7 @@ LAYER_HTML_PARTS = (
 
 def _scales_phrase(a: Analysis) -> str:
     """What the wp, wn columns hold for this network, from what its meta records."""
-    if not a.network.ternary:
+    if not a.network.ternary:  # binary and integer layers have no Wp, Wn either
         return "wp, wn: not applicable (no ternary layer)"
     if a.meta.get("what_if"):
         return ("wp, wn: least-squares ternary scales of the FP weights, not trained (an "
@@ -409,26 +502,49 @@ def layer_table(analysis: Analysis, *, name: str = "layers", who: str | None = N
     if missing:
         raise ConfigError(f"layer_table: the analysis lacks layer column(s) {', '.join(missing)}; "
                           f"re-run ttq_analysis.analyze with this toolkit version")
-    df = analysis.layers.loc[:, list(LAYER_COLUMNS)].reset_index(drop=True).copy()
-    for col in ("layer", "kind"):
+    columns = list(LAYER_COLUMNS)
+    html_parts = LAYER_HTML_PARTS
+    other = _other_formats([analysis])
+    if other and "weight_format" in analysis.layers.columns:  # ternary tables as before
+        columns.insert(columns.index("ternary") + 1, "weight_format")
+        html_parts = tuple((title, tuple(c for col in cols for c in (
+            (col, "weight_format") if col == "ternary" else (col,)))) for title, cols in html_parts)
+    df = analysis.layers.loc[:, columns].reset_index(drop=True).copy()
+    for col in ("layer", "kind") + (("weight_format",) if "weight_format" in columns else ()):
         df[col] = df[col].astype(object)
     formats = {"params": _COUNT, "macs": _COUNT, "weight_sparsity": _FRACTION,
                "frac_pos": _FRACTION, "frac_neg": _FRACTION, "wp": _SCALE, "wn": _SCALE,
                "act_sparsity": _FRACTION, "ternary_adds": _COUNT, "effective_adds": _COUNT,
                **{f"{s}_total_pJ": _PJ for s in SCENARIOS}}
     who = who or _analysis_name(analysis)
-    caption = (f"Per-layer breakdown of {who} ({len(df)} conv/linear layers, PyTorch module "
-               f"names), activations measured over {_data_phrase(analysis)}. weight_sparsity, "
-               f"frac_pos, frac_neg: fractions of zero, positive and negative ternary weights "
-               f"(FP layers: fraction of zero weights); {_scales_phrase(analysis)}; "
-               f"act_sparsity: fraction of zeros in the layer's input, mean over images; "
-               f"ternary_adds: additions with dense activations, effective_adds: additions "
-               f"with the measured activations; *_total_pJ: compute + weight-memory energy in "
-               f"pJ per inference of one input (fp32 = FP twin, ttq = ternary network; dense "
-               f"vs measured activations). NaN: not applicable (FP layer) or not measured. "
-               + _assumptions([analysis]))
+    if not other:  # ternary networks: the wording as before
+        caption = (f"Per-layer breakdown of {who} ({len(df)} conv/linear layers, PyTorch module "
+                   f"names), activations measured over {_data_phrase(analysis)}. weight_sparsity, "
+                   f"frac_pos, frac_neg: fractions of zero, positive and negative ternary weights "
+                   f"(FP layers: fraction of zero weights); {_scales_phrase(analysis)}; "
+                   f"act_sparsity: fraction of zeros in the layer's input, mean over images; "
+                   f"ternary_adds: additions with dense activations, effective_adds: additions "
+                   f"with the measured activations; *_total_pJ: compute + weight-memory energy in "
+                   f"pJ per inference of one input (fp32 = FP twin, ttq = ternary network; dense "
+                   f"vs measured activations). NaN: not applicable (FP layer) or not measured. "
+                   + _assumptions([analysis]))
+    else:
+        caption = (f"Per-layer breakdown of {who} ({len(df)} conv/linear layers, PyTorch module "
+                   f"names), activations measured over {_data_phrase(analysis)}. weight_format: "
+                   f"how each layer is counted (fp, binary, ternary, int4, int8; see "
+                   f"\"Where the numbers come from\"); weight_sparsity: fraction of zero weights "
+                   f"(quantized layers: of the quantized weights); frac_pos, frac_neg: fractions "
+                   f"of positive and negative ternary weights (ternary layers only); "
+                   f"{_scales_phrase(analysis)}; act_sparsity: fraction of zeros in the layer's "
+                   f"input, mean over images; ternary_adds: additions of a ternary or binary "
+                   f"layer with dense activations, effective_adds: with the measured activations "
+                   f"(integer and FP layers are counted in MACs); *_total_pJ: compute + "
+                   f"weight-memory energy in pJ per inference of one input (fp32 = FP twin, ttq = "
+                   f"the {format_word(analysis)} network, {_named(method_name(analysis))}dense vs "
+                   f"measured activations). NaN: not applicable or not measured. "
+                   + _assumptions([analysis]))
     return Table(name=name, title=f"Per-layer analysis: {who}", df=df, caption=caption,
-                 formats=formats, html_parts=LAYER_HTML_PARTS)
+                 formats=formats, html_parts=html_parts)
 
 
 # ----------------------------------------------------------------------------- cost model
@@ -460,6 +576,8 @@ def cost_model_table(analysis: Analysis, *, name: str = "cost_model",
     for size, spec in (raw.get("cache_pJ_per_64bit") or {}).items():
         rows.append({"quantity": f"{size} cache read", "value_pJ": float(spec["pJ"]),
                      "per": "64-bit access", "used": False, "source": spec.get("source", "")})
+    derived = _derived_rows(analysis, raw, precision)
+    rows += derived
     df = pd.DataFrame(rows, columns=["quantity", "value_pJ", "per", "used", "source"])
     df["used"] = df["used"].astype(bool)
     model_name = raw.get("name", "unknown")
@@ -474,9 +592,34 @@ def cost_model_table(analysis: Analysis, *, name: str = "cost_model",
                + f", weights read from {str(memory).upper()} once per inference"
                + (f", activations read and written in {str(act_memory).upper()}"
                   if act_memory not in (None, "none") else "")
-               + ". Cache figures are informational.")
+               + ". Cache figures are informational."
+               + (" Rows marked DERIVED are not in the cost model: the toolkit computes them "
+                  "from its numbers by the rule in their source column (no published figure)."
+                  if derived else ""))
     return Table(name=name, title=f"Energy cost model: {model_name}", df=df, caption=caption,
                  formats={"value_pJ": "{:g}"})
+
+
+def _derived_rows(analysis: Analysis, raw: dict, precision: str) -> list[dict]:
+    """Rows for the derived operation energies the analysis's layers may use
+    (``meta["derived_energies"]``), computed from ``raw``'s own numbers, flagged."""
+    from ttq_analysis.energy import derived_ops, load_energy_model
+    if not analysis.meta.get("derived_energies"):
+        return []
+    formats = _layer_formats([analysis])
+    try:
+        model = load_energy_model(raw)
+    except ConfigError:
+        return []
+    rows = []
+    for op, d in derived_ops(model, formats).items():
+        used = bool(derived_ops(model, formats, [precision]).get(op))
+        rows.append({"quantity": f"{op.replace('_', ' ')} (DERIVED)", "value_pJ": d["pJ"],
+                     "per": "operation", "used": used,
+                     "source": (f"DERIVED, not a published figure: {d['base'].replace('_', ' ')} "
+                                f"{d['base_pJ']:g} pJ (its row in this table) × {d['factor']:g}; "
+                                f"rule: {d['rule']}")})
+    return rows
 
 
 # ----------------------------------------------------------------------------- provenance
@@ -578,7 +721,7 @@ def dense_assumption(a: Analysis) -> dict[str, Any] | None:
     compute_ratio = dc / mc if not _is_missing(dc) and not _is_missing(mc) and mc else math.nan
     holds = abs(ratio - 1) <= DENSE_TOLERANCE
     zeros = net.sparsity.act_sparsity_macs_weighted
-    kind = "ternary" if scenario == "ttq" else "FP32"
+    kind = format_word(a) if scenario == "ttq" else "FP32"
     over = "overstates" if ratio >= 1 else "understates"
     statement = (
         f"Assuming dense activations gives {dense:.3g} µJ per inference for this {kind} "
@@ -601,7 +744,8 @@ def summary_text(entries: Sequence[tuple[str, Analysis]],
                  baseline_labels: dict[str, str] | None = None) -> str:
     """Table 3 for the terminal: the same rows and numbers (same baseline pairing), compact:
     accuracy, weight storage, dense MACs, total energy (µJ per inference) with dense and
-    with measured activations, and the savings of TTQ over FP32 counted like with like."""
+    with measured activations, and the savings of the quantized network (TTQ, ...) over
+    FP32 counted like with like."""
     t = table3(entries, baseline, baseline_labels=baseline_labels)
     cols = {"network": "network", "precision": "prec", "test_acc": "acc %",
             "weight_bits": "weights Mbit", "macs": "MACs M", "total_dense_uJ": "dense uJ",
@@ -623,8 +767,8 @@ def summary_text(entries: Sequence[tuple[str, Analysis]],
 
     text = [line(header), line(["-" * w for w in widths]), *(line(r) for r in rows), "",
             "Energies per inference of one input. " + _assumptions([a for _, a in entries]),
-            f"Savings: {_baseline_names([a for _, a in entries])} total / TTQ total, same "
-            f"activations (dense or measured)."]
+            f"Savings: {_baseline_names([a for _, a in entries])} total / "
+            f"{_methods([a for _, a in entries])} total, same activations (dense or measured)."]
     for label, a in entries:
         d = dense_assumption(a)
         if d is not None:

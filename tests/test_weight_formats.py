@@ -324,3 +324,34 @@ def test_energy_of_a_binary_and_an_int4_layer_by_hand():
     # a layer table written before weight_format: "ternary" decides, as before
     old = layers.drop(columns="weight_format")
     assert energy_columns(old, "horowitz45")["ttq_dense_total_pJ"].isna().all()
+
+
+# --- reports ------------------------------------------------------------------------------
+
+def test_report_tables_name_the_format_and_flag_the_derived_energy():
+    from reports import tables as T
+    from reports.labels import method_name, precision_label
+    gen = torch.Generator().manual_seed(12)
+    model = Tiny(gen).eval()
+    x = input_with_zeros((2, 3, 6, 6), gen)
+    with torch.no_grad():  # a network of int4 layers only (the linear layer too)
+        model.conv1.weight.copy_(int_weight(model.conv1.weight.shape, [0.1] * 4, 7, gen))
+        model.fc.weight.copy_(int_weight(model.fc.weight.shape, [0.01] * 3, 7, gen))
+    a = analyze(model, data=x, input_shape=(3, 6, 6), device="cpu", progress=False,
+                precision="int8")
+    assert a.network.weight_format == "int4" and a.meta["derived_energies"]["int4xint8_mult"]["used"]
+    assert (method_name(a), precision_label(a)) == ("int4", "int4")
+    t3 = T.table3([("tiny", a)])
+    assert list(t3.df["precision"]) == ["INT8", "int4"] and t3.title.endswith("INT8 vs int4")
+    assert "Savings = INT8 total / int4 total" in t3.caption and "DERIVED" in t3.caption
+    cost = T.cost_model_table(a).df.set_index("quantity")
+    row = cost.loc["int4xint8 mult (DERIVED)"]
+    assert row["value_pJ"] == pytest.approx(0.1) and row["used"]
+    assert row["source"].startswith("DERIVED, not a published figure")
+    layers = T.layer_table(a)
+    assert "weight_format" in layers.df.columns and "ttq = the int4 network" in layers.caption
+    # a toolkit checkpoint's method names the row; TTQ keeps "TTQ"
+    a.meta["checkpoint"] = {"quant": {"method": "int4"}}
+    assert (method_name(a), precision_label(a)) == ("INT4", "int4")
+    a.meta["checkpoint"] = {"quant": {"method": "twn"}}
+    assert method_name(a) == "TWN"
