@@ -275,6 +275,30 @@ def test_toolkit_layers_are_recognised_by_their_method():
     assert WEIGHT_FORMATS["int8"].weight_bits(100, 4, 4) == 8 * 100 + 32 * 4 + 32 * 4
 
 
+@pytest.mark.parametrize("method,fmt", [("twn", "ternary"), ("bwn", "binary"), ("int4", "int4"),
+                                        ("int8", "int8")])
+def test_toolkit_methods_and_their_plain_exports_get_the_same_format(method, fmt):
+    from ttq_core.quantize import ternarize
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1), nn.ReLU(), nn.Conv2d(8, 8, 3, padding=1),
+                          nn.ReLU(), nn.Flatten(), nn.Linear(8 * 4 * 4, 4))
+    ternarize(model, method=method).eval()
+    layer = model[2]
+    v = layer_format(layer)
+    assert (v.format, v.source, v.method) == (fmt, "quantizer", method)
+    plain = nn.Conv2d(8, 8, 3, padding=1)
+    with torch.no_grad():
+        plain.weight.copy_(layer.effective_weight())
+    assert layer_format(plain).format == fmt          # the exported values say the same
+    a = analyze(model, data=torch.relu(torch.randn(2, 3, 4, 4)), input_shape=(3, 4, 4),
+                device="cpu", progress=False)
+    assert list(a.layers["weight_format"]) == ["fp", fmt, "fp"]
+    assert a.meta["weight_formats"]["method"] == method
+    # every quantizer parameter (Wp/Wn, LSQ steps) is left out of the parameter count
+    assert a.network.sizes.params == sum(p.numel() for n, p in model.named_parameters()
+                                         if ".quantizer." not in f".{n}")
+
+
 # --- energy -------------------------------------------------------------------------------
 
 def _layer(fmt: str, **counts) -> dict:
