@@ -28,7 +28,8 @@ bring your own network (README: "Bring your own network"):
   ttq-report mynet.pt --model mymodels:make_net
 
   # ternary weights exported by other code (at most 3 values {-a, 0, +b} per layer) are
-  # detected and counted as ternary; allow more float noise in the values
+  # detected and counted as ternary (binary +-alpha_c and int4/int8 grids k*s_c per output
+  # channel likewise, as binary, int4, int8); allow more float noise in the values
   ttq-report bitnet-export.pt --model mymodels:make_net --ternary-tolerance 1e-4
 
   # torchvision-layout ResNet-18 / AlexNet state_dicts load with --arch
@@ -60,8 +61,9 @@ def add_byon_options(p: argparse.ArgumentParser) -> None:
                    help="per-channel input std on [0, 1] pixels (with --mean)")
     p.add_argument("--ternary-tolerance", type=float, default=DEFAULT_TOLERANCE, metavar="TOL",
                    help="a plain conv/linear layer whose weights take at most 3 values "
-                        "{-a, 0, +b} is counted as ternary; values closer than TOL*max|w| "
-                        "count as one (default %(default)g)")
+                        "{-a, 0, +b} is counted as ternary (one magnitude per output channel: "
+                        "binary; at most 16/256 values per channel on a grid k*s_c: int4/int8); "
+                        "values closer than TOL*max|w| count as one (default %(default)g)")
     p.add_argument("--what-if-bn-images", type=int, default=DEFAULT_BN_IMAGES, metavar="N",
                    help="re-estimate the what-if network's batch-norm statistics on N "
                         "training images before measuring (0: skip; default %(default)s)")

@@ -16,7 +16,9 @@ above), ternary additions and multiplications, 2-bit weight storage, ``wp = b`` 
 per-channel scales (several positive values) or a fourth value, is not ternary; the
 number of distinct values found (merging values closer than ``tol``, capped at
 :data:`VALUES_SHOWN` + 1) says why.  Toolkit ternary layers (``TernaryLayerMixin``) are
-ternary by construction and not inspected here.  Only ``padding_mode='zeros'`` convs are
+ternary by construction and not inspected here.  This rule is the ternary step of
+:mod:`ttq_analysis.weight_formats`, which also recognises binary, int4 and int8 layers
+(a layer-wide {−a, +a} without zeros is counted as binary there).  Only ``padding_mode='zeros'`` convs are
 counted as ternary (the operation counts skip zero padding).
 """
 
