@@ -115,6 +115,15 @@ def _is_ternary(analysis) -> bool:
     return "ternary" in analysis.layers and bool(analysis.layers["ternary"].any())
 
 
+def _is_quantized(analysis) -> bool:
+    """Whether any layer has quantized weights (binary, ternary, int4, int8): the
+    ``weight_format`` column, or for layer tables written before it, ``ternary``."""
+    layers = analysis.layers
+    if "weight_format" in layers:
+        return bool((layers["weight_format"].astype(str) != "fp").any())
+    return _is_ternary(analysis)
+
+
 def _has_measured(analysis) -> bool:
     return int(analysis.meta.get("images") or 0) > 0 and "act_sparsity" in analysis.layers \
         and bool(analysis.layers["act_sparsity"].notna().any())

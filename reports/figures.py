@@ -54,7 +54,7 @@ __all__ = [
 # the shared style (re-exported: F.FigureSpec, F.COLORS, F._styled, ...) and the history
 # figures (F.sparsity_evolution, ...) live in their own modules
 from .figure_style import (COLORS, FigureSpec, HATCHES, PNG_DPI, _energy_assumptions,
-                           _energy_unit, _has_measured, _images_phrase, _is_ternary,
+                           _energy_unit, _has_measured, _images_phrase, _is_quantized, _is_ternary,
                            _label_layers, _model_phrase, _new_figure, _share, _styled)  # noqa: F401
 from .figure_style import MARKERS, REGION_LABELS, _epochs  # noqa: F401,E402  (re-exported)
 from .history_figures import (gradient_multipliers, scales_evolution,  # noqa: E402
@@ -73,7 +73,7 @@ def energy_by_layer(analysis, scenario: str = "ttq_measured") -> FigureSpec | No
     df = analysis.layers
     meta = analysis.meta
     requested = scenario
-    if scenario.startswith("ttq_") and not _is_ternary(analysis):
+    if scenario.startswith("ttq_") and not _is_quantized(analysis):
         scenario = "fp32_" + scenario[len("ttq_"):]
 
     def available(s: str) -> bool:
@@ -107,7 +107,8 @@ def energy_by_layer(analysis, scenario: str = "ttq_measured") -> FigureSpec | No
     ax.set_ylabel(f"energy per image ({unit})")
     mode = "measured activations (zero inputs skipped)" if scenario.endswith("_measured") \
         else "dense activations (every MAC computed)"
-    net = "ternary network" if scenario.startswith("ttq_") else "FP32 network"
+    net = (("ternary network" if _is_ternary(analysis) else "quantized network")
+           if scenario.startswith("ttq_") else "FP32 network")
     ax.set_title(f"{meta.get('arch', '')}: energy per layer, {net}, {mode}", loc="left")
     fig.legend(loc="outside upper right", ncols=3 if show_act else 2, frameon=False)
     ax.grid(axis="y", linewidth=0.3, alpha=0.6)
@@ -141,7 +142,7 @@ def sparsity_by_layer(analysis) -> FigureSpec | None:
     df = analysis.layers
     meta = analysis.meta
     measured = _has_measured(analysis)
-    if df.empty or (not measured and not _is_ternary(analysis)):
+    if df.empty or (not measured and not _is_quantized(analysis)):
         return None
     x = np.arange(len(df))
     w = 0.4 if measured else 0.75
@@ -175,10 +176,11 @@ def sparsity_by_layer(analysis) -> FigureSpec | None:
 
     parts = [f"Sparsity per conv/linear layer of {_model_phrase(meta)}, as a fraction of "
              f"zeros (0–1): hatched bars, the layer's weights"]
-    if _is_ternary(analysis):
+    if _is_quantized(analysis):
         net_ws = analysis.network.sparsity.weight_sparsity
+        kind = "ternary" if _is_ternary(analysis) else "quantized"
         if net_ws is not None:
-            parts[0] += f" (ternary layers overall: {net_ws:.1%} zero)"
+            parts[0] += f" ({kind} layers overall: {net_ws:.1%} zero)"
     if measured:
         mean = analysis.network.sparsity.act_sparsity_mean
         parts.append(f"; plain bars, the layer's input activations measured on "

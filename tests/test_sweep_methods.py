@@ -118,3 +118,34 @@ def test_ranking_energies_and_front_by_hand():
     # fp/ttq energy in the default scenario (fp32, SRAM, none, measured):
     # fp 600 x 4.6 + 500 = 3260 pJ, ttq 500 x 0.9 + 20 x 3.7 + 41.25 = 565.25 pJ -> 5.77x
     assert "fp 91.00% at 5.77× TTQ's energy (TTQ minus fp: -5.00 points, beyond ±0.90)" in answer
+
+
+# ----------------------------------------------------------------------------- figures
+
+@pytest.mark.parametrize("method", ["bwn", "int4"])
+def test_energy_figure_draws_the_quantized_network(method):
+    """A BWN or INT4 network's energy-by-layer figure draws its own (quantized) energy,
+    not the FP32 twin's: the drawn bars sum to the network's ttq_dense total (no data
+    analysed), which differs from the fp32_dense total."""
+    import matplotlib.pyplot as plt
+    import numpy as np
+
+    from reports.figures import energy_by_layer
+    from ttq_analysis import analyze
+    from ttq_core.models import build_model
+    from ttq_core.quantize import ternarize
+    torch = pytest.importorskip("torch")
+    torch.manual_seed(0)
+    model = ternarize(build_model("resnet20"), method=method)
+    a = analyze(model, data=None, arch="resnet20", progress=False, device="cpu")
+    spec = energy_by_layer(a, "ttq_dense")
+    try:
+        assert "quantized network" in spec.caption and "FP32 network" not in spec.caption
+        bars = [p.get_height() for p in spec.fig.axes[0].patches]
+        own = a.layers["ttq_dense_compute_pJ"] + a.layers["ttq_dense_memory_pJ"]
+        fp = a.layers["fp32_dense_compute_pJ"] + a.layers["fp32_dense_memory_pJ"]
+        assert not np.isclose(own.sum(), fp.sum())
+        # stacked compute + memory bars, drawn in pJ, nJ or µJ: their sum is the total
+        assert min(abs(sum(bars) - own.sum() / u) for u in (1, 1e3, 1e6)) < 1e-6 * own.sum()
+    finally:
+        plt.close(spec.fig)
