@@ -6,11 +6,13 @@ training per method, and the refused flag combinations of the CLI."""
 from __future__ import annotations
 
 import contextlib
+import copy
 import io
 import math
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from ttq_core.checkpoint import load_model
 from ttq_core.errors import ConfigError
@@ -310,18 +312,55 @@ def test_config_validation():
         TrainConfig(mode="ttq", quantizer="bwn", wd_scales=False).validate()
 
 
+def test_compiles_to_one_graph_like_eager(method="int4"):
+    """As tests/test_compile.py for TTQ: fullgraph on the eager backend (no codegen), the
+    same loss and gradients as eager, one graph, no recompilation after a step.  int4 (a
+    learned step, an int argument); twn and bwn pass the same check (measured; left out
+    to keep this file's time down)."""
+    import torch._dynamo
+    from torch._dynamo.utils import counters
+    from torch import nn
+    torch.manual_seed(0)
+    eager = ternarize(nn.Sequential(nn.Conv2d(3, 4, 3, bias=False), nn.BatchNorm2d(4),
+                                    nn.ReLU(), nn.Conv2d(4, 8, 3, stride=2),
+                                    nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(8, 10)),
+                     keep_fp=[], method=method)
+    model = copy.deepcopy(eager)
+    torch._dynamo.reset()
+    counters.clear()
+    compiled = torch.compile(model, backend="eager", fullgraph=True)
+    x, y = torch.randn(4, 3, 7, 7), torch.randint(0, 10, (4,))
+    with torch._dynamo.config.patch(error_on_recompile=True):
+        for _ in range(2):
+            losses = []
+            for net, fn in ((eager, eager), (model, compiled)):
+                net.zero_grad(set_to_none=True)
+                loss = F.cross_entropy(fn(x), y)
+                loss.backward()
+                losses.append(loss.detach())
+            torch.testing.assert_close(losses[1], losses[0])
+            for (name, p), q in zip(eager.named_parameters(), model.parameters()):
+                torch.testing.assert_close(q.grad, p.grad, msg=name)
+            with torch.no_grad():
+                for net in (eager, model):
+                    for p in net.parameters():
+                        p -= 0.1 * p.grad
+    assert counters["stats"]["unique_graphs"] == 1 and not counters["recompiles"]
+    torch._dynamo.reset()
+
+
 # ------------------------------------------------------------------------ real training
 
-TINY = dict(data_dir=str(CIFAR_ARCHIVE), limit_train=128, limit_test=64, batch_size=32,
-            device="cpu", progress=False, mode="ttq", lr=0.02, grad_stats_every=2,
-            bn_recal_images=64, epochs=1)
+TINY = dict(data_dir=str(CIFAR_ARCHIVE), limit_train=64, limit_test=32, batch_size=32,
+            device="cpu", progress=False, mode="ttq", lr=0.02, grad_stats_every=1,
+            bn_recal_images=32, epochs=1)
 TRAINED = ["twn", "bwn", "int4"]  # int8 differs from int4 only in Q (unit tests above)
 
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """``runs(method)``: (trainer, checkpoint, run folder) of one epoch on 128 CIFAR-10
-    training images (4 steps of 32), ResNet-20 from scratch; each method trained once."""
+    """``runs(method)``: (trainer, checkpoint, run folder) of one epoch on 64 CIFAR-10
+    training images (2 steps of 32), ResNet-20 from scratch; each method trained once."""
     done = {}
 
     def run(method: str):

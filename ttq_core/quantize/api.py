@@ -263,7 +263,8 @@ def quant_record(model: nn.Module) -> dict | None:
                   "fp_layers": fp_layers}
         if quantizers[0].spec.learned:
             record["min_scale"] = quantizers[0].min_scale
-        record["scale_init"] = request.get("scale_init", "loaded")
+        record["scale_init"] = ("recomputed" if not quantizers[0].spec.learned
+                                else request.get("scale_init", "loaded"))
         return record
     rules = sorted({q.rule.name for q in quantizers})
     return {
