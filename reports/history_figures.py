@@ -64,7 +64,10 @@ def sparsity_evolution(history, meta: dict | None = None, max_cols: int = 5) -> 
     panels = [*names, "mean over layers"]
     rows, cols = _grid(len(panels), max_cols)
     fig = _new_figure((1.75 * cols + 0.4, 1.35 * rows + 0.6))
-    axes = fig.subplots(rows, cols, sharex=True, sharey=True, squeeze=False)
+    # every panel gets the same limits below, so the axes are not shared: sharing costs
+    # each limit change and each draw a pass over all the panels (quadratic in their
+    # number); label_outer() hides the inner tick labels as sharing would
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, name in zip(axes.flat, panels):
         series = summary if name == "mean over layers" else data[name]
         bottom = np.zeros_like(ep)
@@ -79,6 +82,7 @@ def sparsity_evolution(history, meta: dict | None = None, max_cols: int = 5) -> 
         if ep[-1] > ep[0]:  # one epoch: let Matplotlib pad the single point
             ax.set_xlim(ep[0], ep[-1])
         ax.tick_params(labelsize=6)
+        ax.label_outer()
     for ax in axes.flat[len(panels):]:
         ax.set_visible(False)
     for ax in axes[:, 0]:
