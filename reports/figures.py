@@ -315,7 +315,16 @@ def save(spec: FigureSpec, folder: str | Path, svg_text: str | None = None) -> l
     svg.write_text(svg_text if svg_text is not None else to_svg(spec.fig), encoding="utf-8")
     # the SVG rendering has laid the figure out; keep that layout for the PNG instead of
     # solving the constrained layout again (figure fractions do not depend on the DPI)
-    spec.fig.set_layout_engine("none")
+    _keep_layout(spec.fig)
     spec.fig.savefig(png, format="png", dpi=PNG_DPI,
                      metadata={"Software": None})
     return [svg, png]
+
+
+def _keep_layout(fig: Figure) -> None:
+    """Freeze ``fig``'s current layout: no layout engine at all.  Not ``"none"``: that
+    leaves a placeholder engine, and savefig draws a figure that has any engine twice
+    (once without output, for the layout), which for a laid-out figure is a wasted pass."""
+    with matplotlib.rc_context({"figure.autolayout": False,
+                                "figure.constrained_layout.use": False}):
+        fig.set_layout_engine(None)  # None reads those two settings: both off, no engine
