@@ -34,7 +34,9 @@ from typing import Sequence
 
 import matplotlib
 import numpy as np
+from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import PlaceHolderLayoutEngine
 
 __all__ = [
     "FigureSpec",
@@ -284,12 +286,37 @@ def to_svg(fig: Figure, id_prefix: str | None = None) -> str:
 
 
 def _render_svg(fig: Figure) -> str:
-    """One SVG rendering of ``fig`` (the slow part: layout and drawing), cleaned."""
+    """One SVG rendering of ``fig`` (the slow part: layout and drawing), cleaned.
+
+    The layout is solved first, as savefig would solve it for SVG, and the drawing then
+    runs once: savefig on a figure with a layout engine draws it twice (once without
+    output, only to run the engine).  The figure keeps its layout engine afterwards."""
     buf = io.StringIO()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ttq-report"}):
-        fig.savefig(buf, format="svg",
-                    metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    engine = fig.get_layout_engine()
+    if engine is not None and not isinstance(engine, PlaceHolderLayoutEngine):
+        _lay_out_as_svg(fig)
+        _keep_layout(fig)
+    try:
+        with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "ttq-report"}):
+            fig.savefig(buf, format="svg",
+                        metadata={"Creator": None, "Date": None, "Format": None, "Type": None})
+    finally:
+        if engine is not None:
+            fig.set_layout_engine(engine)
     return _METADATA.sub("", _PROLOG.sub("", buf.getvalue())).strip() + "\n"
+
+
+def _lay_out_as_svg(fig: Figure) -> None:
+    """Run ``fig``'s layout engine as savefig(format="svg") runs it: at the SVG backend's
+    72 dpi, measuring text with the SVG renderer (so the result is the same layout)."""
+    canvas, dpi = fig.canvas, fig.dpi
+    FigureCanvasSVG(fig)
+    try:
+        fig.dpi = 72
+        fig.get_layout_engine().execute(fig)
+    finally:
+        fig.dpi = dpi
+        fig.set_canvas(canvas)
 
 
 def with_id_prefix(svg: str, id_prefix: str | None) -> str:
