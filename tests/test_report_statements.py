@@ -1,6 +1,8 @@
 """Every sentence of a report agrees with the data (issue 23).
 
-Two real reports on 200 images of the CIFAR-10 JPEG copy, built from the committed H200
+Three real reports on 50 images of the CIFAR-10 JPEG copy (the sentences are checked, not
+the numbers, so a few images suffice; each report measures two or three networks), built
+from the committed H200
 checkpoints: the FP ResNet-20 rewritten as a published-style plain state_dict
 (``benchmarks/old_style_checkpoint.py``: ``module.`` keys, no ``num_batches_tracked``)
 and measured with ImageNet statistics, and the committed TTQ ResNet-20 (which records the
@@ -8,7 +10,8 @@ CIFAR-10 train split's statistics):
 
 * A, ``--baseline``: ``ttq.pt --baseline old.th --arch resnet20 --normalization imagenet``;
 * B, what-if and a baseline also given as an input:
-  ``old.th ttq.pt --baseline old.th --arch resnet20 --normalization imagenet``.
+  ``old.th ttq.pt --baseline old.th --arch resnet20 --normalization imagenet``;
+* C, as B with the FP input second: ``ttq.pt old.th --baseline old.th ...``.
 
 Each statement of the HTML (names, repairs, normalisation, dataset, image counts, which
 accuracy is which, what was trained) is checked against ``analysis.json`` and against
@@ -34,7 +37,7 @@ REPO = Path(__file__).resolve().parents[1]
 RESULTS = REPO / "benchmarks" / "results" / "h200-2026-11-26"
 TTQ_CKPT = RESULTS / "resnet20_ttq_best.pt"
 FP_CKPT = RESULTS / "resnet20_fp_best.pt"
-IMAGES = 200
+IMAGES = 50
 TORCHVISION_IMAGENET = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))  # torchvision docs
 COMMON = ["--arch", "resnet20", "--normalization", "imagenet", "--data-dir", str(CIFAR_ARCHIVE),
           "--limit-test", str(IMAGES), "--what-if-bn-images", "64", "--no-progress",
