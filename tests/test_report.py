@@ -121,7 +121,8 @@ def test_html_in_a_name_is_escaped(checkpoints, tmp_path):
     evil = tmp_path / "<img src=x onerror=alert(1)>.pt"   # no '/' allowed in a file name
     shutil.copyfile(fp, evil)
     out = tmp_path / "r"
-    assert report_main([str(evil), "--out", str(out), *REPORT_ARGS, "--limit-test", "50"]) == 0
+    assert report_main([str(evil), "--out", str(out), *REPORT_ARGS, "--limit-test", "50",
+                        "--what-if-bn-images", "64"]) == 0
     html = (out / "report.html").read_text()
     assert "<img src=x onerror=alert(1)>" not in html
     assert "&lt;img src=x onerror=alert(1)&gt;" in html
@@ -154,10 +155,11 @@ def test_bad_inputs_one_line_error_and_no_report(checkpoints, tmp_path, capsys):
 
 
 @needs_cifar
-def test_failed_rerun_keeps_previous_report(report, tmp_path):
+def test_failed_rerun_keeps_previous_report(report, tmp_path, capsys):
+    # in this process (the entry point itself: test_help_teaches); the same main() exits 1
     before = (report / "report.html").read_bytes()
-    r = _cli(str(tmp_path / "missing.pt"), "--out", str(report), "--no-progress")
-    assert r.returncode == 1
+    assert report_main([str(tmp_path / "missing.pt"), "--out", str(report), "--no-progress"]) == 1
+    assert "ttq-report: error:" in capsys.readouterr().err
     assert (report / "report.html").read_bytes() == before
 
 
