@@ -347,12 +347,15 @@ def test_detection_of_exported_ternary_weights():
     assert not detect_ternary(lin).ternary  # a float layer
 
 
-def _brute_force_adds_mults(codes: torch.Tensor, positions: int) -> tuple[int, int]:
+def _brute_force_adds_mults(codes: torch.Tensor, positions: int,
+                            symmetric: bool = False) -> tuple[int, int]:
+    """Dense (adds, mults): one multiplication per sign present (Wp, Wn), or one per
+    output with a nonzero filter when the layer is symmetric (Wp = Wn: one α)."""
     adds = mults = 0
     for row in codes.flatten(1).tolist():
         npos, nneg = row.count(1), row.count(-1)
         adds += max(npos + nneg - 1, 0)
-        mults += (npos > 0) + (nneg > 0)
+        mults += int(npos + nneg > 0) if symmetric else (npos > 0) + (nneg > 0)
     return adds * positions, mults * positions
 
 
@@ -368,8 +371,9 @@ def test_detected_layers_are_counted_as_ternary():
     assert list(rows["ternary"]) == [False, False, True, True]
     assert (rows.loc["grouped", "ternary_adds"], rows.loc["grouped", "ternary_mults"]) == \
         _brute_force_adds_mults(codes, 32 * 32)
+    # {-1, 0, 1}: one magnitude for both signs, one multiplication per output
     assert (rows.loc["head", "ternary_adds"], rows.loc["head", "ternary_mults"]) == \
-        _brute_force_adds_mults(codes_h, 1)
+        _brute_force_adds_mults(codes_h, 1, symmetric=True)
     n = codes.numel()
     assert rows.loc["grouped", "weight_bits"] == 2 * n + 64 + 32 * 16  # 2 bits, Wp/Wn, bias
     assert rows.loc["grouped", "weight_sparsity"] == float((codes == 0).sum()) / n

@@ -309,6 +309,68 @@ def _layer(fmt: str, **counts) -> dict:
     return base
 
 
+def test_symmetric_ternary_layers_count_one_scale_multiplication_per_output():
+    """A TWN layer has ONE scale α for both signs: an output is α·(Σ under + − Σ under −),
+    one multiplication per computed output, not one by Wp and one by Wn (issue 21).  The
+    same for its plain export (|Wp − Wn| within the ternary tolerance); a plain {−a, 0, +b}
+    with a ≠ b and a toolkit TTQ layer (Wp, Wn trained apart, even at Wp = Wn = 1) keep
+    one per sign."""
+    from ttq_core.quantize import ternarize
+    torch.manual_seed(2)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(),
+                          nn.Conv2d(4, 6, 3, stride=2, padding=1), nn.ReLU(), nn.Flatten(),
+                          nn.Linear(6 * 4 * 4, 3))
+    ternarize(model, method="twn").eval()     # first conv, last linear kept FP
+    twn = model[2]
+    with torch.no_grad():                     # filter 0 under Δ = 0.7·mean|w|: all zero
+        twn.weight[0] = 1e-4
+    codes = twn.ternary_codes().flatten(1)
+    nonzero_filters = int((codes != 0).any(1).sum())
+    both_signs = int(((codes > 0).any(1) & (codes < 0).any(1)).sum())
+    assert nonzero_filters == 5 and both_signs > 0  # the old per-sign count differs
+    positions = 4 * 4                         # 8x8 input, stride 2, padding 1
+    per_image = positions * nonzero_filters   # one α multiplication per output: 80
+    old_rule = positions * int((codes > 0).any(1).sum() + (codes < 0).any(1).sum())
+    assert per_image == 80 and old_rule > per_image
+
+    gen = torch.Generator().manual_seed(9)
+    x = input_with_zeros((3, 3, 8, 8), gen)
+    seen = {}
+    hook = twn.register_forward_pre_hook(lambda _m, args: seen.__setitem__("x", args[0].clone()))
+    with torch.no_grad():
+        model(x)
+    hook.remove()
+    # brute force on the real inputs of the layer: the binary rule is the symmetric one
+    want = brute_conv(seen["x"], twn.effective_weight().detach(), 2, 1)
+    assert want["dense_mults"] == 3 * per_image
+    for partial_sums, key in (("window", "win"), ("exact", "exact")):
+        a = analyze(model, data=x, input_shape=(3, 8, 8), device="cpu", progress=False,
+                    partial_sums=partial_sums)
+        row = a.layers.set_index("layer").loc["2"]
+        assert row["weight_format"] == "ternary"
+        assert row["ternary_mults"] == per_image                   # dense, per image
+        assert row["ternary_adds"] * 3 == want["dense_adds"]
+        assert row["effective_mults"] * 3 == want[f"{key}_mults"], partial_sums
+        assert row["effective_adds"] * 3 == want[f"{key}_adds"], partial_sums
+    assert "symmetric_ternary" in a.meta["conventions"]
+    assert "one multiplication per output" in a.meta["weight_formats"]["layers"]["2"]["how"]
+
+    # the plain export of the same weights: symmetric by its values, the same count
+    plain = nn.Conv2d(4, 6, 3, stride=2, padding=1)
+    with torch.no_grad():
+        plain.weight.copy_(twn.effective_weight())
+    v = layer_format(plain)
+    assert (v.format, v.scale_mults) == ("ternary", "per_output")
+    assert dense_ternary_ops(plain, v.codes, positions, scale_mults=v.scale_mults)[1] == per_image
+    # two magnitudes {−0.7, 0, +0.3}: one multiplication per sign, as before
+    w = torch.tensor([[0.3, 0.0, -0.7, 0.3], [0.0, 0.0, 0.3, -0.7]])
+    assert layer_format(_linear(w)).scale_mults == "per_sign"
+    # a toolkit TTQ layer keeps two, whatever its scales' values (here Wp = Wn = 1)
+    ttq = TernaryLinear(8, 4, quantizer=TernaryQuantizer())
+    v = layer_format(ttq)
+    assert (v.format, v.scale_mults, v.wp, v.wn) == ("ternary", "per_sign", 1.0, 1.0)
+
+
 def test_energy_of_a_binary_and_an_int4_layer_by_hand():
     # 100 weights in 4 output channels, horowitz45, weights in SRAM (5 pJ / 32 bits).
     # binary: 1 bit per weight + 32 per channel's α = 228 bits -> 228 x 5/32 = 35.625 pJ;

@@ -123,6 +123,16 @@ FORMAT_CONVENTIONS = {
 """Conventions added to ``meta["conventions"]`` when a layer is binary or int4/int8 (a
 ternary analysis keeps exactly :data:`CONVENTIONS`)."""
 
+SYMMETRIC_CONVENTIONS = {
+    "symmetric_ternary": "A ternary layer with one scale α for both signs (a twn layer; a "
+                         "plain layer whose |Wp − Wn| is within the ternary tolerance) "
+                         "computes α·(Σ(inputs under +) − Σ(inputs under −)): additions as "
+                         "above and one multiplication per computed output, not one per "
+                         "sign (meta['weight_formats'] says which layers).",
+}
+"""Added to ``meta["conventions"]`` when a ternary layer is symmetric (a TTQ analysis,
+Wp ≠ Wn, keeps exactly :data:`CONVENTIONS`)."""
+
 
 @dataclass
 class Analysis:
@@ -407,6 +417,8 @@ def analyze(model_or_checkpoint, data=None, input_shape: tuple[int, ...] | None 
     present = {v.format for v in formats.values()}
     if present - {"fp", "ternary"}:  # a ternary analysis keeps its conventions unchanged
         meta["conventions"] = {**CONVENTIONS, **FORMAT_CONVENTIONS}
+    if any(v.format == "ternary" and v.scale_mults == "per_output" for v in formats.values()):
+        meta["conventions"] = {**meta["conventions"], **SYMMETRIC_CONVENTIONS}
     derived = derived_ops(em, present)
     if derived:  # flagged: numbers no cost model lists (energy.DERIVED_OPS)
         meta["derived_energies"] = {n: {**d, "used": n in derived_ops(em, present, [precision])}
@@ -427,7 +439,7 @@ def _measure(model, layers, formats: dict[str, LayerFormat], data, batches, devi
         split_over_ranks and distributed.active())
     shard = (distributed.rank(), distributed.world_size()) if split else (0, 1)
     inputs, total = _input_batches(data, batches, shard)
-    probed = {n: (m, formats[n].codes, formats[n].spec.scale_mults or "per_sign")
+    probed = {n: (m, formats[n].codes, formats[n].scale_mults or "per_sign")
               for n, m in layers.items()}
     with ActivationProbe(probed, count_ops, partial_sums) as probe:
         run = run_batches(model, inputs, device, total, progress and shard[0] == 0)
@@ -452,14 +464,14 @@ def _layer_row(name: str, m: nn.Module, fmt: LayerFormat, macs: float,
                            "params": params, "macs": float(macs), "output_positions": positions}
     bits = spec.weight_bits(n_weight, int(m.weight.shape[0]), n_bias)
     if fmt.format == "ternary":
-        adds, mults = dense_ternary_ops(m, c, positions)
+        adds, mults = dense_ternary_ops(m, c, positions, scale_mults=fmt.scale_mults)
         row.update(weight_sparsity=float((c == 0).sum()) / n_weight,
                    frac_pos=float((c == 1).sum()) / n_weight,
                    frac_neg=float((c == -1).sum()) / n_weight,
                    wp=fmt.wp, wn=fmt.wn, weight_bits=bits,
                    ternary_adds=float(adds), ternary_mults=float(mults))
     else:
-        counted = (dense_ternary_ops(m, c, positions, scale_mults=spec.scale_mults)
+        counted = (dense_ternary_ops(m, c, positions, scale_mults=fmt.scale_mults)
                    if spec.add_only else (math.nan, math.nan))
         row.update(weight_sparsity=float((fmt.weight == 0).sum()) / n_weight,
                    frac_pos=math.nan, frac_neg=math.nan, wp=math.nan, wn=math.nan,

@@ -26,7 +26,9 @@ for an activation precision P (:data:`ACTIVATION_PRECISIONS`: fp32, fp16, int8):
   cores, would cost more; int8: ``int32_add``);
 * a ternary layer's additions and subtractions are accumulator additions, its per-output
   Wp/Wn multiplications are P multiplications (only the weights are ternary; activations
-  stay at P); a binary layer likewise, with one α_c multiplication per output;
+  stay at P); a binary layer likewise, with one α_c multiplication per output, and a
+  symmetric ternary layer (TWN: one α for both signs) with one α multiplication per
+  output (:mod:`ttq_analysis.weight_formats`);
 * an int4/int8 layer does MACs (``macs``, measured ``effective_macs``) at the weight ×
   activation precision (:func:`mac_ops`): with float activations (fp32, fp16) the
   multiplication is at P (integer weights convert exactly: they save memory only); with

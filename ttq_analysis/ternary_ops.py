@@ -31,6 +31,12 @@ Other weight formats (:mod:`ttq_analysis.weight_formats`)
   computed).  ``"window"``: a computed output costs n − 1 additions and one
   multiplication when its filter has a nonzero weight (a binary filter always has).
 * **ternary** (``scale_mults="per_sign"``, the default): the convention above, unchanged.
+* **symmetric ternary** (one scale α for both signs: a TWN layer, or a plain layer whose
+  |Wp − Wn| is within the ternary tolerance; :mod:`ttq_analysis.weight_formats`): an output
+  is ``α·(Σ(inputs under +) − Σ(inputs under −))``, counted with the binary rule
+  (``scale_mults="per_output"``): **one** multiplication per computed output.  In the
+  worked example above, weights α·``[+, +, 0, −]`` cost 1 multiplication, not 2 (dense
+  and measured); with inputs ``[0, 0, c, d]`` ``"window"`` counts 1 and ``"exact"`` 1.
 * **int4, int8**: multiply-accumulates, not counted here: dense ``macs`` (fvcore) and
   measured ``effective_macs`` (MACs whose input is nonzero, weights treated as dense,
   so a zero integer weight still counts), at the weight × activation precision
@@ -126,7 +132,7 @@ __all__ = ["dense_ternary_ops", "MeasuredOps", "FLOAT32_EXACT", "PARTIAL_SUMS", 
 
 FLOAT32_EXACT = 2 ** 24  # every integer below this is exact in float32
 PARTIAL_SUMS = ("window", "exact")  # MeasuredOps: which outputs count as computed
-SCALE_MULTS = ("per_sign", "per_output")  # ternary Wp/Wn per sign present; binary one α_c
+SCALE_MULTS = ("per_sign", "per_output")  # ternary Wp/Wn per sign present; binary, TWN one α
 
 
 def _check_scale_mults(scale_mults: str) -> str:
@@ -216,7 +222,8 @@ def dense_ternary_ops(layer: nn.Module, codes: torch.Tensor,
         output_positions: output elements per output channel and image —
             ``H_out·W_out`` for a conv, rows of input per sample for a linear layer
             (1 for an ``(N, F)`` input, T for ``(N, T, F)``).
-        scale_mults: ``"per_sign"`` (ternary, default) or ``"per_output"`` (binary).
+        scale_mults: ``"per_sign"`` (ternary, default) or ``"per_output"`` (binary, and
+            symmetric ternary such as TWN: one scale for both signs).
 
     Per output channel o with ``npos_o`` + and ``nneg_o`` − weights in its filter:
     ``adds_o = max(npos_o + nneg_o − 1, 0)``, ``mults_o = [npos_o > 0] + [nneg_o > 0]``
@@ -295,8 +302,8 @@ class MeasuredOps:
             exact (see the module doc), ``False`` forces two convs, ``True`` forces the
             encoding and raises ``ValueError`` when it would not be exact.
         scale_mults: ``"per_sign"`` (ternary, default: one multiplication per sign, Wp
-            and Wn) or ``"per_output"`` (binary: one α_c per computed output); see the
-            module doc.
+            and Wn) or ``"per_output"`` (binary, symmetric ternary such as TWN: one α_c or
+            α per computed output); see the module doc.
     """
 
     def __init__(self, layer: nn.Module, codes: torch.Tensor | None, *,

@@ -10,7 +10,9 @@ binary     ±α_c, one scale per output channel   additions/subtractions +  1 pe
                                                 per output                per bias
 ternary    {−Wn, 0, +Wp}, one pair per layer    additions + one Wp and/   2 per weight + 64 per
                                                 or one Wn multiplication  layer + 32 per bias
-                                                per output
+                                                per output (symmetric,
+                                                Wp = Wn = α: one α
+                                                multiplication)
 int4/int8  s_c·k, integer k, one step s_c per   MACs at weight ×          4 or 8 per weight + 32
            output channel                       activation precision      per output channel +
                                                                           32 per bias
@@ -18,6 +20,19 @@ int4/int8  s_c·k, integer k, one step s_c per   MACs at weight ×          4 or
 
 (:data:`WEIGHT_FORMATS`; the operation counts are :mod:`ttq_analysis.ternary_ops`, the
 energies :mod:`ttq_analysis.energy`.)
+
+Scale multiplications of a ternary layer (:attr:`LayerFormat.scale_mults`): an output of a
+layer with two scales is ``Wp·Σ(inputs under +) − Wn·Σ(inputs under −)``, one
+multiplication per sign present (``"per_sign"``); a **symmetric** ternary layer, one scale
+α for both signs, computes ``α·(Σ(inputs under +) − Σ(inputs under −))``, one
+multiplication per computed output (``"per_output"``, the binary rule).  Symmetric are:
+a toolkit ``twn`` layer (one α per layer, by construction), and a plain layer detected as
+ternary whose two magnitudes are one value, ``|Wp − Wn| ≤ tolerance·max|w|`` (the
+tolerance within which the ternary rule already merges values; e.g. an exported TWN layer
+or a BitNet-style {−1, 0, +1}·scale layer).  A toolkit ``ttq`` layer keeps two
+multiplications whatever its values: Wp and Wn are two trained parameters (equal only at
+initialisation, ``--scale-init one``).  A plain layer with only one sign present costs the
+same under either rule and is counted ``"per_sign"``.
 
 Recognition (:func:`layer_format`):
 
@@ -92,8 +107,10 @@ class WeightFormat:
     counted as additions plus scale multiplications (binary, ternary) rather than MACs;
     ``scale_mults``: ``"per_sign"`` (ternary: one Wp and one Wn multiplication per output,
     when used) or ``"per_output"`` (binary: one α_c per output), see
-    :mod:`ttq_analysis.ternary_ops`; ``per_channel_scale``: 32 bits stored per output
-    channel (binary α_c, integer step s_c); ``label``: the precision column of Table 3."""
+    :mod:`ttq_analysis.ternary_ops`; the format's default, which a symmetric ternary
+    layer overrides (:attr:`LayerFormat.scale_mults`); ``per_channel_scale``: 32 bits
+    stored per output channel (binary α_c, integer step s_c); ``label``: the precision
+    column of Table 3."""
 
     name: str
     label: str
@@ -127,6 +144,12 @@ METHOD_FORMATS = {"ttq": "ternary", "twn": "ternary", "bwn": "binary", "int4": "
                   "int8": "int8"}
 """A toolkit quantizer's ``method`` → the weight format it produces."""
 
+SYMMETRIC_TERNARY_METHODS = ("twn",)
+"""Toolkit ternary methods with one scale α for both signs: one multiplication per
+computed output (``scale_mults="per_output"``), not one per sign."""
+
+SYMMETRIC_HOW = "one scale for both signs: one multiplication per output"
+
 
 @dataclass(frozen=True)
 class LayerFormat:
@@ -134,7 +157,10 @@ class LayerFormat:
     {−1, 0, +1} of an add-only format (binary, ternary), else None; ``weight``: the
     weights as counted (a toolkit layer's quantized weights, a plain layer's own);
     ``wp``/``wn``: the ternary scales (NaN otherwise); ``ternary_detection``: the ternary
-    rule's verdict on a plain layer (None for toolkit layers)."""
+    rule's verdict on a plain layer (None for toolkit layers); ``scale_mults``: how the
+    layer's scale multiplications are counted, ``"per_sign"`` or ``"per_output"``
+    (:mod:`ttq_analysis.ternary_ops`; None: the format's, see the module doc for symmetric
+    ternary layers)."""
 
     format: str
     source: str
@@ -146,6 +172,11 @@ class LayerFormat:
     wp: float = math.nan
     wn: float = math.nan
     ternary_detection: Detection | None = None
+    scale_mults: str | None = None
+
+    def __post_init__(self):
+        if self.scale_mults is None:  # the format's rule (binary per output, ternary per sign)
+            object.__setattr__(self, "scale_mults", self.spec.scale_mults)
 
     @property
     def spec(self) -> WeightFormat:
@@ -183,7 +214,10 @@ def _toolkit_format(layer: TernaryLayerMixin) -> LayerFormat:
             pos, neg = w[codes == 1], w[codes == -1]
             wp = float(pos.mean()) if pos.numel() else math.nan
             wn = float(-neg.mean()) if neg.numel() else math.nan
-        return LayerFormat(fmt, "quantizer", how, None, method, codes, w, wp, wn)
+        symmetric = method in SYMMETRIC_TERNARY_METHODS
+        return LayerFormat(fmt, "quantizer", how + (f"; {SYMMETRIC_HOW}" if symmetric else ""),
+                           None, method, codes, w, wp, wn,
+                           scale_mults="per_output" if symmetric else "per_sign")
     codes = torch.sign(w).to(torch.int8) if fmt == "binary" else None
     return LayerFormat(fmt, "quantizer", how, None, method, codes, w)
 
@@ -257,8 +291,14 @@ def _plain_format(layer: nn.Module, tolerance: float) -> LayerFormat:
                            2 if bool(((rows > 0).any(1) & (rows < 0).any(1)).any()) else 1,
                            None, torch.sign(w).to(torch.int8), w, ternary_detection=det)
     if det.ternary:
-        return LayerFormat("ternary", "values", det.how, det.values, None, det.codes, w,
-                           det.wp, det.wn, ternary_detection=det)
+        # symmetric (|Wp − Wn| within the ternary rule's tolerance): one α multiplication
+        symmetric = abs(det.wp - det.wn) <= tolerance * peak  # False when a sign is absent
+        return LayerFormat("ternary", "values",
+                           det.how + (f"; |Wp − Wn| ≤ {tolerance:g}·max|w|, {SYMMETRIC_HOW}"
+                                      if symmetric else ""),
+                           det.values, None, det.codes, w, det.wp, det.wn,
+                           ternary_detection=det,
+                           scale_mults="per_output" if symmetric else "per_sign")
     # distinct values per channel: a float layer shows hundreds in its first channel
     first = _distinct_per_channel(rows[:1].sort(1).values, tol[:1])
     if int(first[0]) > VALUES_CAP:
