@@ -32,6 +32,7 @@ import pandas as pd
 import torch
 
 from ttq_analysis import Analysis
+from ttq_analysis.pareto import pareto_front
 from ttq_analysis.results import ACTIVATIONS, savings_over
 from ttq_core import __version__
 from ttq_core.io import atomic_write_text
@@ -66,27 +67,6 @@ class SweepEntry:
 
 
 # ----------------------------------------------------------------------------- numbers
-
-def pareto_front(energy: Sequence[float], accuracy: Sequence[float]) -> list[bool]:
-    """For each point, whether it is on the (min energy, max accuracy) Pareto front.
-
-    A point is dominated when another has energy <= and accuracy >= with at least one
-    strictly better; NaN points are never on the front.  Duplicates are both kept.
-    """
-    e = np.asarray(energy, dtype=float)
-    a = np.asarray(accuracy, dtype=float)
-    out = []
-    for i in range(len(e)):
-        if np.isnan(e[i]) or np.isnan(a[i]):
-            out.append(False)
-            continue
-        dominated = any(
-            j != i and not np.isnan(e[j]) and not np.isnan(a[j])
-            and e[j] <= e[i] and a[j] >= a[i] and (e[j] < e[i] or a[j] > a[i])
-            for j in range(len(e)))
-        out.append(not dominated)
-    return out
-
 
 def _accs(history: list[dict]) -> tuple[float, float]:
     accs = [h.get("test_acc") for h in history if h.get("test_acc") is not None]

@@ -29,6 +29,7 @@ from ttq_core.io import atomic_write_bytes, atomic_write_text
 
 from . import figures as F
 from . import tables as T
+from .epoch_tradeoff import epoch_table, epoch_tradeoff_figure
 from .labels import distinct_slugs, format_word, method_name, slugify  # noqa: F401 (slugify: re-exported)
 from .output_folder import build_atomically
 from .provenance import provenance_lines
@@ -222,11 +223,19 @@ def _write_report(inputs: list[ReportInput], folder: Path, data_description: str
             figure_no += 1
             item = figure_item(spec, folder, figure_no)
             (hist_figs if _is_history(spec.name) else figs).append(item)
+        epochs = epoch_table(a, name=f"epochs_{slug}", who=inp.label)
+        tradeoff = epoch_tradeoff_figure(epochs, a.meta)
+        if tradeoff is not None:
+            T.export(epochs, folder)
+            figure_no += 1
+            hist_figs.append(figure_item(dataclasses.replace(
+                tradeoff, name=f"{slug}_{tradeoff.name}"), folder, figure_no))
         history = _history(a)
         networks.append({
             "label": inp.label, "slug": slug, "arch": a.meta.get("arch"),
             "source": _source_text(a),
             "layer_table": T.to_html(layer_tab), "figures": figs, "history_figures": hist_figs,
+            "epoch_table": T.to_html(epochs) if tradeoff is not None else None,
             "history_note": ("This checkpoint carries no training history (a plain state_dict "
                              "or an in-memory model), so sparsity evolution, scales and "
                              "training curves cannot be shown." if not history else
@@ -280,7 +289,7 @@ def _finite_or_null(obj):
 
 
 HISTORY_FIGURES = ("sparsity_evolution", "scales_evolution", "training_curves",
-                   "gradient_multipliers")
+                   "gradient_multipliers", "epoch_tradeoff")
 
 
 def _is_history(name: str) -> bool:

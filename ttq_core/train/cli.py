@@ -195,8 +195,21 @@ def build_parser() -> argparse.ArgumentParser:
                    help="continue the run in --out from last.pt with its stored settings: "
                         "identical to never stopping. Other flags must match the stored "
                         "ones, except --epochs (more epochs stretch the LR schedule; "
-                        "recorded in the history), --data-dir, --device, --compile, --workers")
+                        "recorded in the history), --data-dir, --device, --compile, --workers, "
+                        "--probe-images, --keep-epochs")
     r.add_argument("--seed", type=int, default=d.seed, help="random seed (default %(default)s)")
+    r.add_argument("--probe-images", type=int, default=d.probe_images, metavar="N",
+                   help="after each epoch, measure the zero fraction of every conv/linear "
+                        "layer's input on the first N test images (the same ones every epoch) "
+                        "and record it in the history, so ttq-report can show activation "
+                        "sparsity across epochs; the probe's own seconds are recorded "
+                        "beside it (one eval-mode forward pass over N images; default "
+                        "%(default)s: off)")
+    r.add_argument("--keep-epochs", action="store_true",
+                   help="also save every epoch's weights as OUT/epochs/epoch-NNN.pt (no "
+                        "optimizer state; ~1.2 MB each for ResNet-20), so an epoch on the "
+                        "report's accuracy-energy front can be used instead of best.pt "
+                        "(the most accurate) or last.pt")
     add_device(r, default=d.device)
     r.add_argument("--amp", choices=AMP_MODES, default=d.amp,
                    help="mixed precision: auto = bf16 autocast on CUDA, off on CPU")
@@ -248,7 +261,8 @@ def _config(args: argparse.Namespace) -> TrainConfig:
         quantizer=args.quantizer, keep_fp=args.keep_fp, grad_scaling=not args.no_grad_scaling,
         scale_init=args.scale_init, bn_recal_images=args.bn_recal_images,
         bn_recal_augment=args.bn_recal_transform == "train",
-        grad_stats_every=args.grad_stats_every, limit_train=args.limit_train,
+        grad_stats_every=args.grad_stats_every, probe_images=args.probe_images,
+        keep_epochs=args.keep_epochs, limit_train=args.limit_train,
         limit_test=args.limit_test, out=args.out, resume=args.resume, seed=args.seed,
         device=args.device, amp=args.amp, compile=args.compile, progress=not args.no_progress,
         sync_bn=args.sync_bn, workers=args.workers, image_size=args.image_size,

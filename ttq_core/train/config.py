@@ -69,6 +69,9 @@ class TrainConfig:
                                          # False: unaugmented, as toolkit 0.1 did (-2.7 points)
     threshold_plan: str | None = None    # plan file the per-layer values above were read from (provenance)
     grad_stats_every: int = 10           # record latent-gradient statistics every N steps (0: never)
+    probe_images: int = 0                # after each epoch, measure every conv/linear input's zero
+                                         # fraction on this many fixed test images (0: off; train/probe.py)
+    keep_epochs: bool = False            # also save OUT/epochs/epoch-NNN.pt (no optimizer) every epoch
     # --- data subset
     limit_train: int | None = None       # use a fixed class-balanced subset of this many train images
     limit_test: int | None = None        # likewise for the test split
@@ -141,6 +144,8 @@ class TrainConfig:
             bad("bn_recal_images", f"must be >= 0, got {self.bn_recal_images}")
         if self.grad_stats_every < 0:
             bad("grad_stats_every", f"must be >= 0, got {self.grad_stats_every}")
+        if self.probe_images < 0:
+            bad("probe_images", f"must be >= 0 (0: no probe), got {self.probe_images}")
         self.normalization_request()  # one-line errors for --normalization/--mean/--std
         uses_sparsity = self.target_sparsity is not None or bool(self.layer_sparsity)
         if uses_sparsity and self.layer_thresholds:

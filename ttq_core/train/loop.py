@@ -46,7 +46,9 @@ from ..quantize import quant_record, ternary_layers
 from .bn_calibration import recalibrate_batchnorm
 from .config import TrainConfig
 from .history import GradStatsRecorder, layer_history
-from .run_folder import (RUN_FILES, RUN_LOCK, _make_run_folder,  # noqa: F401
+from .probe import probe_act_sparsity
+from .run_folder import (EPOCH_FOLDER, RUN_FILES, RUN_LOCK, _make_run_folder,  # noqa: F401
+                         epoch_file,
                          _remove_stale_temp_files, _write_log)
 from .schedule import LRSchedule
 from .setup import (Split, _autocast, _progress, build_initial_model,  # noqa: F401
@@ -90,6 +92,9 @@ class Trainer:
             return self._resume_config(cfg, given)
         present = [f for f in RUN_FILES if (self.out / f).exists() and
                    (f != "log.jsonl" or (self.out / f).stat().st_size > 0)]
+        epochs_folder = self.out / EPOCH_FOLDER
+        if epochs_folder.is_dir() and any(epochs_folder.glob("epoch-*.pt")):
+            present.append(f"{EPOCH_FOLDER}/epoch-*.pt")
         if present:
             raise ConfigError(f"{self.out} already holds a run ({', '.join(present)}): "
                               f"pass --resume to continue it, or choose another --out")
@@ -393,6 +398,9 @@ class Trainer:
                                    self.steps_per_epoch - 1)
             entry = {"epoch": epoch + 1, **train, "test_loss": test_loss, "test_acc": test_acc,
                      "seconds": seconds, "layers": layer_history(self.model, self.recorder)}
+            if cfg.probe_images:  # the same first N test images every epoch (train/probe.py)
+                entry["probe"] = probe_act_sparsity(self.model, self.data.test, cfg.probe_images,
+                                                    max(cfg.batch_size, 250))
             if self.resume_changes:  # first epoch after a --resume that changed settings
                 entry["resumed_with"] = {k: {"from": a, "to": b}
                                          for k, (a, b) in self.resume_changes.items()}
@@ -410,6 +418,11 @@ class Trainer:
                     best.pop("optimizer")
                     save_checkpoint(best, self.out / "best.pt")
                 _test_only_kill(epoch)
+                if cfg.keep_epochs:  # before last.pt: a resume redoes an epoch whose file is missing
+                    kept = dict(ckpt)
+                    kept.pop("optimizer")
+                    (self.out / EPOCH_FOLDER).mkdir(exist_ok=True)
+                    save_checkpoint(kept, self.out / epoch_file(epoch + 1))
                 save_checkpoint(ckpt, self.out / "last.pt")
                 with open(log_path, "a") as f:
                     f.write(json.dumps(entry) + "\n")
@@ -445,7 +458,8 @@ def _test_only_failure(rank: int, epoch: int) -> None:
 # Settings --resume may change (the rest must match the stored run): more epochs
 # (stretching the LR schedule, recorded in the history), where the data and the
 # computation are, which do not change the numbers on CPU.
-RESUME_MAY_CHANGE = frozenset({"epochs", "data_dir", "device", "progress", "compile", "workers"})
+RESUME_MAY_CHANGE = frozenset({"epochs", "data_dir", "device", "progress", "compile", "workers",
+                               "probe_images", "keep_epochs"})
 RESUME_NOT_RECORDED = frozenset({"progress"})
 
 

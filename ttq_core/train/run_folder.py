@@ -13,6 +13,12 @@ from ..io import atomic_write_text
 
 RUN_LOCK = ".ttq-train.lock"  # in the run folder while a process trains it
 RUN_FILES = ("last.pt", "best.pt", "log.jsonl")  # what a run folder's writer owns
+EPOCH_FOLDER = "epochs"  # --keep-epochs: one checkpoint per epoch in OUT/epochs/
+
+
+def epoch_file(epoch: int) -> str:
+    """The run-folder path of epoch ``epoch``'s checkpoint (1-based) under --keep-epochs."""
+    return f"{EPOCH_FOLDER}/epoch-{epoch:03d}.pt"
 
 
 def _write_log(path: Path, history: list[dict]) -> None:
