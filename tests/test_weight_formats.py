@@ -353,6 +353,8 @@ def test_symmetric_ternary_layers_count_one_scale_multiplication_per_output():
         assert row["effective_mults"] * 3 == want[f"{key}_mults"], partial_sums
         assert row["effective_adds"] * 3 == want[f"{key}_adds"], partial_sums
     assert "symmetric_ternary" in a.meta["conventions"]
+    # stored: 2 bits per weight (4·6·9 = 216 weights) + its one 32-bit α + 6 fp32 biases
+    assert row["weight_bits"] == 2 * 216 + 32 + 32 * 6
     assert "one multiplication per output" in a.meta["weight_formats"]["layers"]["2"]["how"]
 
     # the plain export of the same weights: symmetric by its values, the same count

@@ -21,7 +21,7 @@ Per-layer columns: ``layer``, ``kind`` (conv/linear), ``ternary`` (weight format
 filter per image), ``weight_sparsity`` (fraction of zero weights, of the quantized weights
 in a quantized layer), ``frac_pos``, ``frac_neg``, ``wp``, ``wn`` (ternary layers),
 ``weight_bits`` (storage in this network, per weight format: 2 per ternary weight + 64 for
-Wp/Wn; 1 per binary or n per int-n weight + 32 per output channel; + 32 per bias; 32 per
+Wp/Wn, 32 for a symmetric layer's one α; 1 per binary or n per int-n weight + 32 per output channel; + 32 per bias; 32 per
 FP parameter), ``fp_weight_bits`` (32 per parameter), ``act_sparsity``
 (mean over images of the fraction of zeros in the layer's input), ``act_sparsity_std``,
 ``act_sparsity_p05`` … ``_p95``, ``ternary_adds``/``ternary_mults`` (additions and scale
@@ -92,7 +92,7 @@ CONVENTIONS = {
     "effective_macs": "MACs whose input is nonzero (zero inputs, padding included, skipped), "
                       "weights treated as dense.",
     "act_sparsity": "Fraction of exact zeros in a layer's input, per image, averaged.",
-    "weight_bits": "Ternary: 2 bits per weight + 2×32 for Wp, Wn + 32 per bias; FP: 32 per "
+    "weight_bits": "Ternary: 2 bits per weight + 2×32 for Wp, Wn (32 for a symmetric layer's one α) + 32 per bias; FP: 32 per "
                    "parameter. Each weight is read once per inference. Batch-norm "
                    "parameters (folded into the layers at inference) are not counted.",
     "energy": "A MAC = one multiplication at the activation precision + one accumulator "
@@ -462,7 +462,8 @@ def _layer_row(name: str, m: nn.Module, fmt: LayerFormat, macs: float,
     row: dict[str, Any] = {"layer": name, "kind": "conv" if isinstance(m, nn.Conv2d) else "linear",
                            "ternary": fmt.format == "ternary", "weight_format": fmt.format,
                            "params": params, "macs": float(macs), "output_positions": positions}
-    bits = spec.weight_bits(n_weight, int(m.weight.shape[0]), n_bias)
+    bits = spec.weight_bits(n_weight, int(m.weight.shape[0]), n_bias,
+                            one_scale=fmt.format == "ternary" and fmt.scale_mults == "per_output")
     if fmt.format == "ternary":
         adds, mults = dense_ternary_ops(m, c, positions, scale_mults=fmt.scale_mults)
         row.update(weight_sparsity=float((c == 0).sum()) / n_weight,

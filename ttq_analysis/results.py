@@ -124,7 +124,7 @@ class Sizes:
     included); ``conv_linear_params``: weights and biases of conv/linear layers;
     ``weight_bits``: their storage in this network (per weight format,
     :meth:`ttq_analysis.weight_formats.WeightFormat.weight_bits`: 2 bits per ternary weight
-    + 64 per layer for Wp/Wn, 1 bit per binary and n per int-n weight + 32 per output
+    + 64 per layer for Wp/Wn (32: a symmetric layer's one α), 1 bit per binary and n per int-n weight + 32 per output
     channel, 32 per bias and FP parameter);
     ``fp_weight_bits``: 32 per parameter; ``compression`` = fp_weight_bits / weight_bits."""
 

@@ -9,7 +9,8 @@ binary     ±α_c, one scale per output channel   additions/subtractions +  1 pe
                                                 one α_c multiplication    output channel + 32
                                                 per output                per bias
 ternary    {−Wn, 0, +Wp}, one pair per layer    additions + one Wp and/   2 per weight + 64 per
-                                                or one Wn multiplication  layer + 32 per bias
+                                                or one Wn multiplication  layer (symmetric:
+                                                                          32) + 32 per bias
                                                 per output (symmetric,
                                                 Wp = Wn = α: one α
                                                 multiplication)
@@ -119,12 +120,15 @@ class WeightFormat:
     scale_mults: str | None
     per_channel_scale: bool
 
-    def weight_bits(self, n_weight: int, out_channels: int, n_bias: int) -> float:
+    def weight_bits(self, n_weight: int, out_channels: int, n_bias: int,
+                    one_scale: bool = False) -> float:
         """Storage of a layer's weights and biases in bits (fp: 32 per parameter, the
-        FP32 figure; the energy scales it to the activation width)."""
+        FP32 figure; the energy scales it to the activation width).  Scales are 32 bits
+        each: one per output channel (binary, int), else Wp and Wn (ternary), or one α
+        for a symmetric ternary layer (``one_scale``: TWN, see SYMMETRIC_TERNARY_METHODS)."""
         if self.bits is None:
             return float(32 * (n_weight + n_bias))
-        scales = 32 * out_channels if self.per_channel_scale else 64  # ternary: Wp, Wn
+        scales = 32 * out_channels if self.per_channel_scale else (32 if one_scale else 64)
         return float(self.bits * n_weight + scales + 32 * n_bias)
 
 
