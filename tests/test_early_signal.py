@@ -47,3 +47,11 @@ def test_trend_vs_sensitivity_by_hand():
     assert t["at_start"] == pytest.approx(-1.0)
     assert t["at_end"] == pytest.approx(1.0) and t["final"] == pytest.approx(1.0)
     assert t["layers"] == 3
+
+
+def test_report_sentence_states_this_runs_rho():
+    from reports.epoch_tradeoff import early_sentence
+    s = early_sentence(_history())
+    assert "ρ = -1.00 after epoch 1, -0.50 after epoch 2, 1.00 after epoch 5 (3 layers)" in s
+    assert "epoch-6 ranking" in s
+    assert early_sentence([]) is None
