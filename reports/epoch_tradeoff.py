@@ -26,21 +26,24 @@ from . import figure_style as S
 from .table_format import Table
 
 def _checkpoint_files(meta: dict, epochs: pd.Series) -> list[str]:
-    """Per epoch, the run-folder file that holds its weights ('' when none is kept)."""
+    """Per epoch, the files that hold its weights ('' when none is known to): the analysed
+    checkpoint itself (at the epoch it was written), ``best.pt`` beside it (at the best
+    epoch) and ``epochs/epoch-NNN.pt`` of ``ttq-train --keep-epochs``, each only if it
+    exists."""
     ck = meta.get("checkpoint") or {}
-    source = ck.get("source")
+    source = Path(str(ck["source"])) if ck.get("source") else None
     metrics = ck.get("metrics") or {}
-    folder = Path(str(source)).parent if source else None
-    last = int(epochs.max()) if len(epochs) else None
+    folder = source.parent if source is not None else None
     out = []
     for e in epochs.astype(int):
         names = []
+        if source is not None and metrics.get("epochs_completed") == e and source.is_file():
+            names.append(source.name)
+        if (folder is not None and metrics.get("best_epoch") == e and "best.pt" not in names
+                and (folder / "best.pt").is_file()):
+            names.append("best.pt")
         if folder is not None and (folder / epoch_file(e)).is_file():
             names.append(epoch_file(e))
-        if metrics.get("best_epoch") == e:
-            names.append("best.pt")
-        if e == last and metrics.get("epochs_completed") == e:
-            names.append("last.pt")
         out.append(", ".join(names))
     return out
 
