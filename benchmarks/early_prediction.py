@@ -39,7 +39,7 @@ DEFAULT_LOGS = [
     "benchmarks/results/h200-2026-11-26/ttq_log.jsonl",
     "benchmarks/results/h200-2026-11-26/ttq_slr01_log.jsonl",
     "benchmarks/results/h200-2026-11-26/ttq_ste_log.jsonl",
-    "benchmarks/results/cpu-2026-11-28/r20-ttq-40/log.jsonl",
+    "benchmarks/results/cpu-2026-11-28/resnet20_ttq_log.jsonl",
     "reports/examples/resnet20-grid-cpu/training/*/log.jsonl",
     "reports/examples/resnet20-sweep-cpu/training/t-0-*/log.jsonl",
 ]
