@@ -52,8 +52,8 @@ def epoch_table(analysis, *, name: str = "epochs", who: str | None = None) -> Ta
     """Every epoch's test accuracy, weight sparsity, dense additions and energy, the front
     marked; ``None`` without history or quantized layers."""
     df = from_analysis(analysis)
-    if df is None:
-        return None
+    if df is None or df["ttq_dense_total_uJ"].isna().all():
+        return None  # no history of these quantized layers (e.g. a what-if of an FP checkpoint)
     out = pd.DataFrame({
         "epoch": df["epoch"].astype(int),
         "test_acc_pct": 100 * df["test_acc"],

@@ -192,3 +192,14 @@ def test_front_sentence_names_the_trade_off():
     # most accurate: epoch 2 at 12 µJ; cheapest front epoch: epoch 1 at 10 µJ: 1 - 10/12 = 16.7%
     assert "epoch 2 (82.00%, 12.000 µJ), costs 16.7% more energy" in s
     assert "epochs 1, 3, 2" in s
+
+
+def test_no_table_when_the_history_does_not_record_the_quantized_layers():
+    """A what-if ternarization of an FP checkpoint: its history (FP training) has no
+    per-layer records of the ternary layers, so there is no per-epoch energy to show."""
+    from ttq_analysis.analysis import Analysis
+    history = [{"epoch": 1, "test_acc": 0.8, "layers": {}}, {"epoch": 2, "test_acc": 0.85}]
+    a = Analysis(meta={"checkpoint": {"history": history},
+                       "energy_model": load_energy_model("horowitz45").raw},
+                 network=None, histograms={}, layers=_table())
+    assert epoch_table(a) is None
