@@ -55,7 +55,8 @@ def _logs(patterns: list[str]) -> list[Path]:
 
 def _label(path: Path) -> str:
     rel = path.resolve().relative_to(REPO) if path.resolve().is_relative_to(REPO) else path
-    return str(rel.parent.name if rel.name == "log.jsonl" else rel.with_suffix("").name)
+    return str(rel.parent.name if rel.name == "log.jsonl"
+               else f"{rel.parent.name}/{rel.with_suffix('').name}")
 
 
 def sensitivities(data_dir: str | None, images: int) -> dict[float, dict[str, float]]:
@@ -77,6 +78,9 @@ def main(argv=None) -> int:
     p.add_argument("--data-dir", default=None, help="CIFAR-10 source (calibration images)")
     p.add_argument("--calibration-images", type=int, default=1000)
     p.add_argument("--out", required=True, help="folder for early_prediction.{json,txt}")
+    p.add_argument("--sensitivity-from", default=None, metavar="JSON",
+                   help="reuse the sensitivities of an earlier early_prediction.json (same "
+                        "FP checkpoint, grid and calibration images) instead of measuring")
     args = p.parse_args(argv)
     out = Path(args.out)
     for name in ("early_prediction.json", "early_prediction.txt"):
@@ -91,7 +95,15 @@ def main(argv=None) -> int:
     if not runs:
         print("early_prediction: no log with per-layer history found", file=sys.stderr)
         return 1
-    sens = sensitivities(args.data_dir, args.calibration_images)
+    if args.sensitivity_from:
+        earlier = json.loads(Path(args.sensitivity_from).read_text())
+        if earlier["grid"] != list(GRID) or earlier["calibration_images"] != args.calibration_images:
+            print(f"early_prediction: {args.sensitivity_from} used another grid or number of "
+                  f"calibration images", file=sys.stderr)
+            return 1
+        sens = {r: earlier["sensitivity"][str(r)] for r in GRID}
+    else:
+        sens = sensitivities(args.data_dir, args.calibration_images)
     lines, result = [], {"grid": list(GRID), "calibration_images": args.calibration_images,
                          "fp_checkpoint": str(FP_CKPT.relative_to(REPO)), "runs": {},
                          "sensitivity": {str(r): s for r, s in sens.items()}}
